@@ -1,0 +1,1 @@
+"""Checkpoint -> ONNX (fp32, optionally int8) with a parity gate (needs `pip install .[train]`)."""

@@ -1,0 +1,75 @@
+"""`bt-export RUN_DIR_OR_CHECKPOINT --out PATH.onnx [--quantize]`."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+EXIT_GATE_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _fail(message: str, status: int = EXIT_USAGE) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(status)
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="Run directory or .pt checkpoint.")],
+    out: Annotated[Path, typer.Option(help="Path of the fp32 model, ending in .onnx.")],
+    quantize: Annotated[
+        bool, typer.Option(help="Also write a static int8 model beside it as PATH.int8.onnx.")
+    ] = False,
+    calibration_data: Annotated[
+        Path | None, typer.Option(help="Labelled folder for int8 calibration (default: training data).")
+    ] = None,
+    check_data: Annotated[
+        Path | None, typer.Option(help="Labelled folder for the parity check (default: training data).")
+    ] = None,
+    calibration_images: Annotated[int, typer.Option(min=8)] = 300,
+    check_images: Annotated[int, typer.Option(min=8)] = 500,
+    threads: Annotated[int, typer.Option(min=1)] = os.cpu_count() or 1,
+) -> None:
+    """Export a checkpoint to ONNX; the files are kept only if they pass the parity gate."""
+    missing = [m for m in ("torch", "onnx") if not importlib.util.find_spec(m)]
+    if missing:
+        raise _fail(f"{', '.join(missing)} not installed; export needs: pip install '.[train]'")
+    from export.pipeline import ExportConfig, ExportError, run_export
+    from train.data import DataError
+
+    config = ExportConfig(
+        checkpoint=checkpoint,
+        out=out,
+        quantize=quantize,
+        calibration_data=calibration_data,
+        check_data=check_data,
+        calibration_images=calibration_images,
+        check_images=check_images,
+        threads=threads,
+        show_progress=sys.stderr.isatty(),
+    )
+    try:
+        result = run_export(config)
+    except (ExportError, DataError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(result.parity.table())
+    sizes = ", ".join(f"{k.removesuffix('_bytes')} {v / 1e6:.2f} MB" for k, v in result.sizes.items())
+    speed = ", ".join(f"{k} {v:.0f} img/s" for k, v in result.images_per_second.items())
+    typer.echo(f"sizes: {sizes}; model-only throughput ({threads} threads): {speed}")
+    typer.echo(f"parity report: {result.parity_path}")
+    if not result.parity.passed:
+        raise _fail("parity gate failed: no model written", EXIT_GATE_FAILED)
+    written = [result.fp32_path] + ([result.int8_path] if result.int8_path else [])
+    typer.echo("written: " + ", ".join(str(p) for p in written))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,207 @@
+"""`bt-export` end to end: export, quantize, check parity, and only then put the files in place."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+import runtime
+from export.onnx_export import export_fp32
+from export.parity import ParityReport, ParityThresholds, compare
+from export.quantize import QuantizationConfig, quantize_int8
+from runtime.metadata import ModelMetadata
+from runtime.model import Classifier
+from train.checkpoint import Checkpoint, file_sha256, load_checkpoint, resolve_checkpoint_path
+from train.data import LabelledFiles, load_images, scan_labelled_folder, stratified_subset
+from train.trainer import predict_probabilities
+
+
+class ExportError(RuntimeError):
+    """The export cannot start (bad paths, no data to check against)."""
+
+
+@dataclass
+class ExportConfig:
+    checkpoint: Path
+    out: Path
+    quantize: bool = False
+    calibration_data: Path | None = None
+    check_data: Path | None = None
+    calibration_images: int = 300
+    check_images: int = 500
+    seed: int = 0
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    thresholds: ParityThresholds = field(default_factory=ParityThresholds)
+    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
+    show_progress: bool = False
+
+
+@dataclass
+class ExportResult:
+    fp32_path: Path
+    int8_path: Path | None
+    parity_path: Path
+    parity: ParityReport
+    sizes: dict[str, int]
+    images_per_second: dict[str, float]
+
+
+def int8_path_for(out: Path) -> Path:
+    return out.with_name(out.stem + ".int8.onnx")
+
+
+def parity_path_for(out: Path) -> Path:
+    return out.with_name(out.stem + ".parity.json")
+
+
+def _temporary(path: Path) -> Path:
+    # Not ending in .onnx, so a failed export leaves nothing that looks like a usable model.
+    return path.with_name(path.name + ".unverified")
+
+
+def build_metadata(checkpoint: Checkpoint, checkpoint_path: Path) -> ModelMetadata:
+    return ModelMetadata(
+        class_names=checkpoint.class_names,
+        preprocess=checkpoint.preprocess,
+        architecture=checkpoint.architecture,
+        precision="fp32",
+        temperature=checkpoint.temperature,
+        seed=checkpoint.seed,
+        metrics=checkpoint.metrics,
+        checkpoint_sha256=file_sha256(checkpoint_path),
+        created=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        tool_version=runtime.__version__,
+    )
+
+
+def _training_folder(checkpoint: Checkpoint) -> Path | None:
+    recorded = checkpoint.train_config.get("data")
+    return Path(recorded) if recorded and Path(recorded).is_dir() else None
+
+
+def _select_files(config: ExportConfig, checkpoint: Checkpoint) -> tuple[LabelledFiles | None, LabelledFiles]:
+    """Calibration files (when quantizing) and check files, disjoint when from one folder."""
+    calibration_folder = config.calibration_data or _training_folder(checkpoint)
+    check_folder = config.check_data or calibration_folder
+    if check_folder is None or (config.quantize and calibration_folder is None):
+        raise ExportError(
+            "the checkpoint's training folder is not available: pass --calibration-data and "
+            "--check-data (labelled folders, one sub-folder per class)"
+        )
+    for folder in (calibration_folder, check_folder):
+        if folder is not None and not Path(folder).is_dir():
+            raise ExportError(f"data folder not found: {folder}")
+    calibration = None
+    excluded: set[Path] = set()
+    if config.quantize:
+        everything = scan_labelled_folder(calibration_folder, checkpoint.class_names)
+        calibration = stratified_subset(everything, config.calibration_images, config.seed)
+        excluded = set(calibration.paths)
+    check_all = scan_labelled_folder(check_folder, checkpoint.class_names)
+    keep = np.asarray([i for i, p in enumerate(check_all.paths) if p not in excluded], np.int64)
+    check = stratified_subset(check_all.subset(keep), config.check_images, config.seed + 1)
+    return calibration, check
+
+
+def measure_images_per_second(model: Classifier, batch: np.ndarray, seconds: float = 2.0) -> float:
+    """Model-only throughput on preprocessed uint8 batches (no decoding)."""
+    model.predict(batch)  # warm-up
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        model.predict(batch)
+        done += len(batch)
+    return done / (time.perf_counter() - started)
+
+
+def run_export(config: ExportConfig) -> ExportResult:
+    """Export (and quantize); the parity report is always written, the models only on success."""
+    try:
+        checkpoint_path = resolve_checkpoint_path(config.checkpoint)
+    except FileNotFoundError as exc:
+        raise ExportError(str(exc)) from None
+    if config.out.suffix != ".onnx":
+        raise ExportError(f"--out must end in .onnx: {config.out}")
+    if not config.out.parent.is_dir():
+        raise ExportError(f"folder for --out does not exist: {config.out.parent}")
+    checkpoint = load_checkpoint(checkpoint_path)
+    calibration_files, check_files = _select_files(config, checkpoint)
+    metadata = build_metadata(checkpoint, checkpoint_path)
+    try:
+        return _export_and_check(
+            config, checkpoint, checkpoint_path, metadata, calibration_files, check_files
+        )
+    finally:
+        # Whatever happened, no unverified model is left behind.
+        _temporary(config.out).unlink(missing_ok=True)
+        _temporary(int8_path_for(config.out)).unlink(missing_ok=True)
+
+
+def _export_and_check(
+    config: ExportConfig,
+    checkpoint: Checkpoint,
+    checkpoint_path: Path,
+    metadata: ModelMetadata,
+    calibration_files: LabelledFiles | None,
+    check_files: LabelledFiles,
+) -> ExportResult:
+    fp32_path, int8_path = config.out, int8_path_for(config.out)
+    fp32_tmp, int8_tmp = _temporary(fp32_path), _temporary(int8_path)
+    network = checkpoint.build_model()
+    export_fp32(network, metadata, fp32_tmp)
+
+    # Reference and exported models see the same uint8 images: the network through the
+    # checkpoint's preprocessing, the ONNX file through the settings in its own metadata.
+    check, _ = load_images(check_files, checkpoint.preprocess, config.threads, config.show_progress)
+    torch_probs = predict_probabilities(network, check.images, checkpoint.preprocess, checkpoint.temperature)
+    fp32_model = Classifier(fp32_tmp, config.threads)
+    runtime_images = check
+    if fp32_model.metadata.preprocess != checkpoint.preprocess:
+        # Decode as bt-classify will, from the model's own metadata: a mistake there fails the gate.
+        runtime_images, _ = load_images(check_files, fp32_model.metadata.preprocess, config.threads)
+    fp32_probs = fp32_model.predict(runtime_images.images)
+
+    int8_model = None
+    int8_probs = None
+    if config.quantize and calibration_files is not None:
+        calibration, _ = load_images(
+            calibration_files, checkpoint.preprocess, config.threads, config.show_progress
+        )
+        int8_metadata = replace(metadata, precision="int8")
+        quantize_int8(fp32_tmp, int8_tmp, calibration.images, int8_metadata, config.quantization)
+        int8_model = Classifier(int8_tmp, config.threads)
+        int8_probs = int8_model.predict(runtime_images.images)
+
+    report = compare(torch_probs, fp32_probs, int8_probs, check.labels, config.thresholds)
+    parity_path = parity_path_for(config.out)
+    sizes = {"fp32_bytes": fp32_tmp.stat().st_size}
+    speed = {"fp32": measure_images_per_second(fp32_model, check.images[:32])}
+    if int8_model is not None:
+        sizes["int8_bytes"] = int8_tmp.stat().st_size
+        speed["int8"] = measure_images_per_second(int8_model, check.images[:32])
+    record = {
+        "checkpoint": str(checkpoint_path),
+        "check_data": str(config.check_data or _training_folder(checkpoint)),
+        "sizes": sizes,
+        "model_only_images_per_second": {k: round(v, 1) for k, v in speed.items()},
+        "threads": config.threads,
+        **report.as_dict(),
+    }
+    parity_path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    if report.passed:
+        os.replace(fp32_tmp, fp32_path)
+        if int8_model is not None:
+            os.replace(int8_tmp, int8_path)
+    return ExportResult(
+        fp32_path=fp32_path,
+        int8_path=int8_path if int8_model is not None else None,
+        parity_path=parity_path,
+        parity=report,
+        sizes=sizes,
+        images_per_second=speed,
+    )

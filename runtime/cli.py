@@ -1,0 +1,116 @@
+"""`bt-classify FOLDER --csv OUT.csv`: classify every image below a folder into a CSV."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from runtime.classify import classify_paths
+from runtime.errors import ModelError
+from runtime.files import FolderWalk
+from runtime.model import Classifier, default_model_path
+from runtime.report import CsvReport, partial_path
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+console = Console(stderr=True, soft_wrap=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"error: {message}", markup=False, highlight=False)
+    return typer.Exit(EXIT_USAGE)
+
+
+@app.command()
+def classify(
+    folder: Annotated[Path, typer.Argument(help="Folder of MRI images (searched recursively).")],
+    csv: Annotated[Path, typer.Option("--csv", help="Where to write the results CSV.")],
+    model: Annotated[Path | None, typer.Option(help="ONNX model; default: the bundled int8 model.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1024)] = 32,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="onnxruntime threads; default: all cores.")
+    ] = None,
+    recursive: Annotated[bool, typer.Option(help="Descend into sub-folders.")] = True,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing CSV.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar and no summary.")] = False,
+) -> None:
+    """Classify each image as glioma, meningioma, notumor or pituitary (the model's classes).
+
+    Exit status: 0 all images classified; 1 some files failed (see their `error` cells);
+    2 usage error (no such folder, no images, unusable model); 130 interrupted.
+    """
+    if not folder.is_dir():
+        raise _fail(f"no such folder: {folder}")
+    if csv.is_dir():
+        raise _fail(f"--csv points to a folder: {csv}")
+    if csv.exists() and not overwrite:
+        raise _fail(f"{csv} exists; pass --overwrite to replace it")
+    if not csv.parent.is_dir():
+        raise _fail(f"folder for the CSV does not exist: {csv.parent}")
+    try:
+        classifier = Classifier(model or default_model_path(), threads)
+    except ModelError as exc:
+        raise _fail(str(exc)) from None
+
+    walk = FolderWalk(folder, recursive)
+    show_progress = not quiet and sys.stderr.isatty()
+    total = sum(1 for _ in walk) if show_progress else None
+    counts: Counter[str] = Counter()
+    failed = 0
+    started = time.perf_counter()
+    progress = Progress(
+        TextColumn("classifying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not show_progress,
+        transient=True,
+    )
+    decode_workers = min(4, os.cpu_count() or 1)
+    try:
+        with CsvReport(csv, classifier.class_names) as report, progress:
+            task = progress.add_task("classify", total=total)
+            for result in classify_paths(walk, classifier, batch_size, decode_workers):
+                report.write(result)
+                if result.probabilities is None:
+                    failed += 1
+                else:
+                    counts[classifier.class_names[int(result.probabilities.argmax())]] += 1
+                progress.advance(task)
+            if report.rows == 0:
+                raise _fail(f"no images found in {folder}")
+    except KeyboardInterrupt:
+        console.print(f"interrupted: rows so far are in {partial_path(csv)}", markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except typer.Exit:
+        partial_path(csv).unlink(missing_ok=True)
+        raise
+
+    seconds = time.perf_counter() - started
+    if not quiet:
+        done = sum(counts.values()) + failed
+        per_class = ", ".join(f"{name} {counts[name]}" for name in classifier.class_names)
+        console.print(
+            f"{done} images in {seconds:.1f}s ({done / seconds:.1f} images/s): {per_class}; "
+            f"{failed} failed; {walk.ignored} non-image files skipped. CSV: {csv}",
+            markup=False,
+            highlight=False,
+        )
+    raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+
+
+def main() -> None:
+    app()

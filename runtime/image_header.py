@@ -1,0 +1,75 @@
+"""Cheap checks on raw image bytes before OpenCV sees them.
+
+OpenCV allocates the full image before decoding, and some of its builds decode a
+truncated JPEG "successfully" with a grey bottom. Both are caught here from the header
+and trailer, with a reason the user can act on.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from runtime.errors import ImageError
+
+# 8000 x 8000: far above any MRI slice or scanned film, far below memory trouble.
+MAX_PIXELS = 64_000_000
+
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    pos = 2
+    while pos + 9 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if marker in _JPEG_SOF:
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            return width, height
+        pos += 2 + length
+    return None
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the header of JPEG, PNG, BMP, GIF or WebP bytes; None if unknown."""
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_size(data)
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data[:2] == b"BM" and len(data) >= 26:
+        width, height = struct.unpack("<ii", data[18:26])
+        return abs(width), abs(height)
+    if data[:4] in (b"GIF8",) and len(data) >= 10:
+        return struct.unpack("<HH", data[6:10])
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        chunk = data[12:16]
+        if chunk == b"VP8X":
+            width = 1 + int.from_bytes(data[24:27], "little")
+            height = 1 + int.from_bytes(data[27:30], "little")
+            return width, height
+        if chunk == b"VP8 ":
+            width, height = struct.unpack("<HH", data[26:30])
+            return width & 0x3FFF, height & 0x3FFF
+        if chunk == b"VP8L" and len(data) >= 25:
+            bits = int.from_bytes(data[21:25], "little")
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def check_header(data: bytes) -> None:
+    """Raise ImageError for a decompression bomb or a truncated JPEG."""
+    size = image_size(data)
+    if size is not None:
+        width, height = size
+        if width * height > MAX_PIXELS:
+            raise ImageError(f"image too large ({width}x{height} pixels)")
+    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-1024:]:
+        # A JPEG's last marker is EOI; a file cut short (half-copied) lacks it.
+        raise ImageError("truncated JPEG (no end-of-image marker)")

@@ -1,0 +1,67 @@
+"""What an ONNX model says about itself, in its `metadata_props`.
+
+`bt-export` writes these keys and the runtime reads them, so class names, input size
+and normalisation have one home: the model file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from runtime.errors import ModelError
+from runtime.preprocess import PreprocessConfig
+
+_PREFIX = "bt."
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    class_names: tuple[str, ...]
+    preprocess: PreprocessConfig
+    architecture: str = "unknown"
+    precision: str = "fp32"
+    # Probabilities are softmax(logits / temperature); 1.0 means uncalibrated.
+    temperature: float = 1.0
+    seed: int | None = None
+    metrics: dict = field(default_factory=dict)
+    checkpoint_sha256: str = ""
+    created: str = ""
+    tool_version: str = ""
+
+    def to_props(self) -> dict[str, str]:
+        values = {
+            "class_names": json.dumps(list(self.class_names)),
+            "preprocess": self.preprocess.to_json(),
+            "architecture": self.architecture,
+            "precision": self.precision,
+            "temperature": repr(self.temperature),
+            "seed": "" if self.seed is None else str(self.seed),
+            "metrics": json.dumps(self.metrics, sort_keys=True),
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "created": self.created,
+            "tool_version": self.tool_version,
+        }
+        return {_PREFIX + key: value for key, value in values.items()}
+
+    @classmethod
+    def from_props(cls, props: dict[str, str]) -> ModelMetadata:
+        values = {key[len(_PREFIX) :]: v for key, v in props.items() if key.startswith(_PREFIX)}
+        missing = {"class_names", "preprocess"} - values.keys()
+        if missing:
+            raise ModelError(f"not a brain-tumour model (metadata lacks {', '.join(sorted(missing))})")
+        try:
+            return cls(
+                class_names=tuple(json.loads(values["class_names"])),
+                preprocess=PreprocessConfig.from_json(values["preprocess"]),
+                architecture=values.get("architecture", "unknown"),
+                precision=values.get("precision", "fp32"),
+                temperature=float(values.get("temperature") or 1.0),
+                seed=int(values["seed"]) if values.get("seed") else None,
+                metrics=json.loads(values.get("metrics") or "{}"),
+                checkpoint_sha256=values.get("checkpoint_sha256", ""),
+                created=values.get("created", ""),
+                tool_version=values.get("tool_version", ""),
+            )
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ModelError(f"model metadata is malformed ({exc})") from exc

@@ -1,0 +1,69 @@
+"""Classification metrics in numpy, shared by training, export checks and benchmarks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """Rows are true classes, columns are predicted classes."""
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(matrix, (np.asarray(labels), np.asarray(predictions)), 1)
+    return matrix
+
+
+def classification_report(labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]) -> dict:
+    """Accuracy, per-class precision/recall/F1/support and the confusion matrix, JSON-ready."""
+    labels = np.asarray(labels)
+    predictions = np.asarray(probabilities).argmax(axis=1)
+    matrix = confusion_matrix(labels, predictions, len(class_names))
+    per_class = {}
+    for index, name in enumerate(class_names):
+        true_positive = int(matrix[index, index])
+        predicted = int(matrix[:, index].sum())
+        support = int(matrix[index, :].sum())
+        precision = true_positive / predicted if predicted else 0.0
+        recall = true_positive / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {
+            "precision": round(precision, 4),
+            "recall": round(recall, 4),
+            "f1": round(f1, 4),
+            "support": support,
+        }
+    total = int(matrix.sum())
+    return {
+        "images": total,
+        "accuracy": round(float(np.trace(matrix)) / total, 4) if total else 0.0,
+        "per_class": per_class,
+        "class_names": list(class_names),
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    scaled = np.asarray(logits, np.float64) / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)
+    exp = np.exp(scaled)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    picked = np.asarray(probabilities)[np.arange(len(labels)), labels]
+    return float(-np.log(np.clip(picked, 1e-12, 1.0)).mean())
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
+    confidence = np.asarray(probabilities).max(axis=1)
+    correct = np.asarray(probabilities).argmax(axis=1) == np.asarray(labels)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    error = 0.0
+    for index in range(bins):
+        members = which == index
+        if members.any():
+            error += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(error)

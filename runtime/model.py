@@ -1,0 +1,70 @@
+"""Loading an ONNX classifier and running it on preprocessed batches."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from runtime.errors import ModelError
+from runtime.metadata import ModelMetadata
+from runtime.preprocess import normalize
+
+DEFAULT_MODEL_NAME = "default.int8.onnx"
+
+
+def default_model_path() -> Path:
+    """The model shipped inside the package (see runtime/models/README.md)."""
+    return Path(str(resources.files("runtime") / "models" / DEFAULT_MODEL_NAME))
+
+
+def session_options(threads: int | None) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: keep the user's terminal clean
+    return options
+
+
+class Classifier:
+    """An ONNX model that maps Nx3xSxS float input to N x classes probabilities."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        try:
+            self.session = ort.InferenceSession(
+                str(path), session_options(threads), providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises several private exception types
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load model {path}: {first_line[:200]}") from exc
+        self.path = path
+        self.metadata = ModelMetadata.from_props(self.session.get_modelmeta().custom_metadata_map)
+        inputs = self.session.get_inputs()
+        outputs = self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f"{path} is not one of ours (expects one input and one output)")
+        self.input_name = inputs[0].name
+        shape = inputs[0].shape
+        size = self.metadata.preprocess.size
+        if len(shape) != 4 or shape[1:] != [3, size, size]:
+            raise ModelError(f"{path}: input shape {shape} does not match its metadata ({size}px)")
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.metadata.class_names
+
+    def predict_normalized(self, batch: np.ndarray) -> np.ndarray:
+        """float32 Nx3xSxS (already normalised) -> N x classes probabilities."""
+        (probs,) = self.session.run(None, {self.input_name: batch})
+        return probs
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """uint8 Nx3xSxS (as `load_image` gives) -> N x classes probabilities."""
+        return self.predict_normalized(normalize(batch, self.metadata.preprocess))

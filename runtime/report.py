@@ -1,0 +1,78 @@
+"""The results CSV: written row by row to a temporary file, renamed into place when complete."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from runtime.classify import ImageResult
+
+# Spreadsheets run a cell that starts with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Neutralise formula injection the usual way (OWASP): prefix a single quote."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def csv_columns(class_names: Sequence[str]) -> list[str]:
+    return ["path", "prediction", "confidence", *(f"p_{name}" for name in class_names), "error"]
+
+
+def partial_path(target: Path) -> Path:
+    return target.with_name(target.name + ".partial")
+
+
+class CsvReport:
+    """Context manager: rows are flushed as they come; the target appears only when complete.
+
+    An interrupted run (Ctrl-C, kill -9, power loss) leaves `OUT.csv.partial` with every
+    finished row and never a truncated `OUT.csv`.
+    """
+
+    def __init__(self, target: Path, class_names: Sequence[str]) -> None:
+        self.target = Path(target)
+        self.class_names = tuple(class_names)
+        self.partial = partial_path(self.target)
+        self.rows = 0
+        self._handle = None
+        self._writer = None
+
+    def __enter__(self) -> CsvReport:
+        self._handle = open(self.partial, "w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._handle, lineterminator="\n")
+        self._writer.writerow(csv_columns(self.class_names))
+        return self
+
+    def write(self, result: ImageResult) -> None:
+        path = spreadsheet_safe(str(result.path))
+        if result.probabilities is None:
+            row = [path, "", "", *([""] * len(self.class_names)), spreadsheet_safe(result.error)]
+        else:
+            best = int(result.probabilities.argmax())
+            row = [
+                path,
+                self.class_names[best],
+                f"{result.probabilities[best]:.6f}",
+                *(f"{p:.6f}" for p in result.probabilities),
+                "",
+            ]
+        self._writer.writerow(row)
+        self.rows += 1
+        self._handle.flush()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        if exc_type is None:
+            os.replace(self.partial, self.target)

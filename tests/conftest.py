@@ -1,0 +1,41 @@
+"""Shared fixtures: the real dataset (skipped when absent), samples, and a briefly trained model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples"
+DATASET = Path(os.environ.get("BT_DATA", REPO.parent / "shared" / "data" / "brain-tumor-mri"))
+
+
+@pytest.fixture(scope="session")
+def dataset() -> Path:
+    if not (DATASET / "Training").is_dir():
+        pytest.skip(f"real data not available at {DATASET} (set BT_DATA to the dataset folder)")
+    return DATASET
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    return SAMPLES
+
+
+def sample_files() -> list[Path]:
+    return sorted(SAMPLES.glob("*/*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def trained_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A paper-architecture run on a few hundred real images: enough to export and compare."""
+    pytest.importorskip("torch")
+    from train.trainer import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("run")
+    train(
+        TrainConfig(data=dataset / "Training", out=out, epochs=2, max_images=600, seed=5, show_progress=False)
+    )
+    return out

@@ -1,0 +1,86 @@
+import cv2
+import numpy as np
+import pytest
+
+from runtime.errors import ImageError
+from runtime.preprocess import PreprocessConfig, decode_image, load_image, normalize
+from tests.conftest import sample_files
+
+
+def encode(image: np.ndarray, ext: str = ".png") -> bytes:
+    ok, buffer = cv2.imencode(ext, image)
+    assert ok
+    return buffer.tobytes()
+
+
+def test_config_round_trips_through_json():
+    config = PreprocessConfig(size=96, channel_order="BGR", mean=(0.1, 0.2, 0.3), std=(1.0, 2.0, 3.0))
+    assert PreprocessConfig.from_json(config.to_json()) == config
+
+
+def test_config_rejects_nonsense():
+    with pytest.raises(ValueError):
+        PreprocessConfig(channel_order="CMYK")
+    with pytest.raises(ValueError):
+        PreprocessConfig(interpolation="magic")
+
+
+def test_colour_is_returned_in_rgb_order():
+    bgr = np.zeros((10, 12, 3), np.uint8)
+    bgr[:, :, 0] = 200  # blue in OpenCV's order
+    rgb = decode_image(encode(bgr))
+    assert rgb.shape == (10, 12, 3)
+    assert rgb[0, 0].tolist() == [0, 0, 200]
+    assert decode_image(encode(bgr), "BGR")[0, 0].tolist() == [200, 0, 0]
+
+
+def test_grayscale_and_rgba_become_three_channel_rgb():
+    grey = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    out = decode_image(encode(grey))
+    assert out.shape == (8, 8, 3)
+    assert (out[:, :, 0] == grey).all() and (out[:, :, 2] == grey).all()
+    rgba = np.dstack([np.full((8, 8, 3), 90, np.uint8), np.full((8, 8), 255, np.uint8)])
+    assert decode_image(encode(rgba)).shape == (8, 8, 3)
+
+
+def test_sixteen_bit_is_scaled_by_its_actual_bit_depth():
+    original = np.array([[0, 17, 128, 255]], np.uint8)
+    twelve_bit = original.astype(np.uint16) * 16  # 12-bit data in a 16-bit container
+    full_16_bit = original.astype(np.uint16) * 257
+    for image in (twelve_bit, full_16_bit):
+        decoded = decode_image(encode(image))[:, :, 0]
+        assert np.abs(decoded.astype(int) - original.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty file"),
+        (b"hello, I am text", "not a decodable image"),
+        (b"<html><body>404</body></html>", "not a decodable image"),
+    ],
+)
+def test_bad_bytes_raise_a_short_reason(data, reason):
+    with pytest.raises(ImageError, match=reason):
+        decode_image(data)
+
+
+def test_truncated_jpeg_is_refused_with_its_own_reason():
+    data = sample_files()[0].read_bytes()
+    truncated = data[: len(data) // 2]
+    with pytest.raises(ImageError, match="truncated"):
+        decode_image(truncated)
+
+
+def test_load_image_gives_the_network_layout():
+    config = PreprocessConfig(size=150)
+    image = load_image(sample_files()[0].read_bytes(), config)
+    assert image.shape == (3, 150, 150) and image.dtype == np.uint8
+
+
+def test_normalize_scales_to_unit_range_and_applies_mean_std():
+    batch = np.full((2, 3, 4, 4), 255, np.uint8)
+    assert np.allclose(normalize(batch, PreprocessConfig()), 1.0)
+    config = PreprocessConfig(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    out = normalize(batch, config)
+    assert out.dtype == np.float32 and np.allclose(out, 2.0)

@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime.preprocess import PreprocessConfig
+from train.data import (
+    DataError,
+    duplicate_safe_split,
+    load_images,
+    scan_labelled_folder,
+    stratified_subset,
+)
+
+
+def test_split_is_stratified_and_keeps_duplicates_together():
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(4), [100, 200, 150, 50])
+    hashes = [f"h{i}" for i in range(len(labels))]
+    for i in range(0, 200, 10):  # twenty files appearing twice, within one class
+        hashes[i + 1] = hashes[i]
+    hashes[rng.integers(0, 500)] = hashes[0]  # even across classes they stay together
+    train, val = duplicate_safe_split(labels, hashes, 0.2, seed=3)
+    assert len(set(train) & set(val)) == 0 and len(train) + len(val) == len(labels)
+    assert not {hashes[i] for i in train} & {hashes[i] for i in val}
+    for label, count in enumerate([100, 200, 150, 50]):
+        share = (labels[val] == label).sum() / count
+        assert 0.15 <= share <= 0.25
+
+
+def test_split_is_reproducible_for_a_seed():
+    labels = np.repeat(np.arange(2), 50)
+    hashes = [str(i) for i in range(100)]
+    first = duplicate_safe_split(labels, hashes, 0.3, seed=7)
+    again = duplicate_safe_split(labels, hashes, 0.3, seed=7)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_bad_folders_are_refused(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        scan_labelled_folder(tmp_path / "nope")
+    with pytest.raises(DataError, match="no labelled images"):
+        scan_labelled_folder(tmp_path)
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "a.jpg").write_bytes(b"x")
+    with pytest.raises(DataError, match="no labelled images"):
+        scan_labelled_folder(tmp_path)
+
+
+def test_real_training_split_has_no_shared_content(dataset: Path):
+    files = stratified_subset(scan_labelled_folder(dataset / "Training"), 400, seed=0)
+    counts = np.bincount(files.labels)
+    assert len(counts) == 4 and counts.min() >= 80
+    images, skipped = load_images(files, PreprocessConfig(), threads=2, show_progress=False)
+    assert not skipped and images.images.shape == (len(files.paths), 3, 150, 150)
+    train, val = duplicate_safe_split(images.labels, images.hashes, 0.2, seed=0)
+    assert not {images.hashes[i] for i in train} & {images.hashes[i] for i in val}

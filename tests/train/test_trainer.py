@@ -1,0 +1,53 @@
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from train.cli import evaluate_app, train_app
+
+runner = CliRunner()
+
+
+def test_short_real_run_writes_every_artifact(trained_run: Path):
+    for name in ["model.pt", "history.csv", "metrics.json", "curves.png", "confusion_matrix.png"]:
+        assert (trained_run / name).stat().st_size > 0, name
+    history = list(csv.DictReader((trained_run / "history.csv").open()))
+    assert [int(row["epoch"]) for row in history] == [1, 2]
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    validation = metrics["validation"]
+    assert validation["class_names"] == ["glioma", "meningioma", "notumor", "pituitary"]
+    assert sum(map(sum, validation["confusion_matrix"])) == validation["images"] > 0
+    assert set(validation["per_class"]["glioma"]) == {"precision", "recall", "f1", "support"}
+    assert metrics["best_epoch"] in (1, 2) and metrics["parameters"] == 3_454_660
+
+
+def test_evaluate_writes_metrics_for_another_folder(trained_run: Path, dataset: Path, tmp_path: Path):
+    result = runner.invoke(
+        evaluate_app, [str(trained_run), "--data", str(dataset / "Testing"), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["images"] == 670
+    assert (tmp_path / "confusion_matrix.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data", "/no/such/folder", "--out", "{tmp}/o"], "data folder not found"),
+        (["--data", "{tmp}", "--out", "{tmp}/o"], "no labelled images"),
+        (["--data", "{tmp}", "--out", "{tmp}/o", "--arch", "nope"], "unknown architecture"),
+    ],
+)
+def test_bad_training_input_gives_one_line_and_exit_2(tmp_path: Path, args, message):
+    result = runner.invoke(train_app, [a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_evaluate_with_missing_checkpoint_fails_cleanly(tmp_path: Path):
+    result = runner.invoke(evaluate_app, [str(tmp_path), "--data", str(tmp_path)])
+    assert result.exit_code == 2 and "checkpoint not found" in result.output

@@ -1,0 +1,168 @@
+"""Labelled image folders: scanning, stratified duplicate-safe splits, and the in-memory cache.
+
+Every image is read, hashed and preprocessed once (with `runtime.preprocess`, the same
+code `bt-classify` runs) and kept as uint8, so an epoch costs network compute only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.progress import Progress
+
+from runtime.errors import ImageError
+from runtime.files import iter_image_files
+from runtime.preprocess import PreprocessConfig, load_image
+
+
+class DataError(ValueError):
+    """The data folder cannot be used for training or evaluation."""
+
+
+@dataclass(frozen=True)
+class LabelledFiles:
+    paths: list[Path]
+    labels: np.ndarray  # int64 index into class_names
+    class_names: tuple[str, ...]
+
+    def subset(self, indices: np.ndarray) -> LabelledFiles:
+        return LabelledFiles([self.paths[i] for i in indices], self.labels[indices], self.class_names)
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Preprocessed images (N x 3 x S x S uint8) with labels and content hashes."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    hashes: list[str]
+    paths: list[Path]
+    class_names: tuple[str, ...]
+
+    def subset(self, indices: np.ndarray) -> ImageSet:
+        return ImageSet(
+            self.images[indices],
+            self.labels[indices],
+            [self.hashes[i] for i in indices],
+            [self.paths[i] for i in indices],
+            self.class_names,
+        )
+
+
+def scan_labelled_folder(root: Path, class_names: tuple[str, ...] | None = None) -> LabelledFiles:
+    """One sub-folder per class (names sorted); raises DataError for unusable folders.
+
+    With `class_names` given (evaluating a trained model), those classes and that order
+    are used, and a folder lacking one of them is an error.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data folder not found: {root}")
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if class_names is None:
+        class_names = tuple(found)
+    else:
+        missing = sorted(set(class_names) - set(found))
+        if missing:
+            raise DataError(f"{root} lacks class folders: {', '.join(missing)}")
+    paths: list[Path] = []
+    labels: list[int] = []
+    for index, name in enumerate(class_names):
+        files = list(iter_image_files(root / name))
+        paths += files
+        labels += [index] * len(files)
+    if not paths or len({*labels}) < 2:
+        raise DataError(
+            f"{root} has no labelled images: expected one sub-folder of images per class "
+            "(at least two classes)"
+        )
+    return LabelledFiles(paths, np.asarray(labels, np.int64), tuple(class_names))
+
+
+def stratified_subset(files: LabelledFiles, max_images: int, seed: int) -> LabelledFiles:
+    """At most `max_images` files, each class keeping its share (at least one image each)."""
+    if max_images >= len(files.paths):
+        return files
+    rng = np.random.default_rng(seed)
+    chosen: list[np.ndarray] = []
+    for label in np.unique(files.labels):
+        members = np.flatnonzero(files.labels == label)
+        take = max(1, round(max_images * len(members) / len(files.paths)))
+        chosen.append(rng.choice(members, size=min(take, len(members)), replace=False))
+    return files.subset(np.sort(np.concatenate(chosen)))
+
+
+def _read_one(path: Path, config: PreprocessConfig) -> tuple[np.ndarray | None, str, str]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, "", f"{path}: {exc.strerror or exc}"
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        return load_image(data, config), digest, ""
+    except ImageError as exc:
+        return None, digest, f"{path}: {exc}"
+
+
+def load_images(
+    files: LabelledFiles, config: PreprocessConfig, threads: int = 2, show_progress: bool = True
+) -> tuple[ImageSet, list[str]]:
+    """Decode and preprocess every file once; returns the set and one message per skipped file."""
+    images = np.empty((len(files.paths), 3, config.size, config.size), np.uint8)
+    keep = np.zeros(len(files.paths), bool)
+    hashes = [""] * len(files.paths)
+    skipped: list[str] = []
+    with (
+        ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
+        Progress(disable=not show_progress, transient=True) as progress,
+    ):
+        task = progress.add_task("Loading images", total=len(files.paths))
+        results = pool.map(lambda p: _read_one(p, config), files.paths)
+        for index, (image, digest, problem) in enumerate(results):
+            hashes[index] = digest
+            if image is None:
+                skipped.append(problem)
+            else:
+                images[index] = image
+                keep[index] = True
+            progress.advance(task)
+    kept = np.flatnonzero(keep)
+    if len(kept) == 0:
+        raise DataError("no image in the data folder could be decoded")
+    full = ImageSet(images, files.labels, hashes, files.paths, files.class_names)
+    return full.subset(kept), skipped
+
+
+def duplicate_safe_split(
+    labels: np.ndarray, hashes: list[str], val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified train/validation indices in which byte-identical files stay on one side.
+
+    Files are grouped by content hash; whole groups are assigned, class by class (a
+    group's class is that of its first file), so validation never sees a training image.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError("val_fraction must be between 0 and 1")
+    groups: dict[str, list[int]] = {}
+    for index, digest in enumerate(hashes):
+        groups.setdefault(digest, []).append(index)
+    rng = np.random.default_rng(seed)
+    train: list[int] = []
+    val: list[int] = []
+    for label in np.unique(labels):
+        class_groups = [g for g in groups.values() if labels[g[0]] == label]
+        order = rng.permutation(len(class_groups))
+        target = val_fraction * sum(len(g) for g in class_groups)
+        taken = 0
+        for position in order:
+            group = class_groups[position]
+            if taken < target:
+                val += group
+                taken += len(group)
+            else:
+                train += group
+    return np.sort(np.asarray(train, np.int64)), np.sort(np.asarray(val, np.int64))

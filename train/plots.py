@@ -1,0 +1,46 @@
+"""The paper's figures: accuracy/loss curves (Figs. 4-5) and the confusion matrix (Fig. 6)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; training machines have no display
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def plot_curves(history: Sequence[dict], path: Path) -> None:
+    epochs = [row["epoch"] for row in history]
+    figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for axis, key, title in ((accuracy_axis, "acc", "Accuracy"), (loss_axis, "loss", "Loss")):
+        axis.plot(epochs, [row[f"train_{key}"] for row in history], "o-", label="train")
+        axis.plot(epochs, [row[f"val_{key}"] for row in history], "s-", label="validation")
+        axis.set_title(title)
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: Path, title: str) -> None:
+    matrix = np.asarray(matrix)
+    figure, axis = plt.subplots(figsize=(5.6, 4.8))
+    image = axis.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axis)
+    axis.set_xticks(range(len(class_names)), class_names, rotation=30, ha="right")
+    axis.set_yticks(range(len(class_names)), class_names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(title)
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (row, column), count in np.ndenumerate(matrix):
+        colour = "white" if count > threshold else "black"
+        axis.text(column, row, str(count), ha="center", va="center", color=colour)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

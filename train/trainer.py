@@ -1,0 +1,320 @@
+"""The training loop: Adam(W) + cross-entropy, best epoch by validation accuracy, and its reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+
+from runtime.metrics import (
+    classification_report,
+    expected_calibration_error,
+    negative_log_likelihood,
+    softmax,
+)
+from runtime.preprocess import PreprocessConfig, normalize
+from train.architectures import get_architecture, parameter_count
+from train.augment import augment_batch, build_augmentation
+from train.calibration import fit_temperature
+from train.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
+from train.data import (
+    ImageSet,
+    duplicate_safe_split,
+    load_images,
+    scan_labelled_folder,
+    stratified_subset,
+)
+from train.plots import plot_confusion_matrix, plot_curves
+from train.recipe import Recipe
+
+console = Console(stderr=True, soft_wrap=True)
+
+
+@dataclass
+class TrainConfig:
+    data: Path
+    out: Path
+    arch: str = "paper"
+    recipe: Recipe | None = None  # None: the architecture's own recipe
+    val_fraction: float = 0.2
+    seed: int = 42
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    max_images: int | None = None
+    show_progress: bool = True
+
+    def resolved_recipe(self) -> Recipe:
+        return self.recipe or get_architecture(self.arch).recipe
+
+    def as_record(self) -> dict:
+        """Plain values for the checkpoint and metrics files."""
+        record = asdict(self)
+        record["data"] = str(self.data)
+        record["out"] = str(self.out)
+        record["recipe"] = asdict(self.resolved_recipe())
+        return record
+
+
+def to_network_input(batch: torch.Tensor, preprocess: PreprocessConfig) -> torch.Tensor:
+    """uint8 N x 3 x S x S -> float input, through the runtime's own `normalize`."""
+    normalised = torch.from_numpy(normalize(batch.numpy(), preprocess))
+    return normalised.contiguous(memory_format=torch.channels_last)
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module, images: np.ndarray, preprocess: PreprocessConfig, batch_size: int = 128
+) -> np.ndarray:
+    model.eval()
+    outputs = [
+        model(to_network_input(torch.from_numpy(images[start : start + batch_size]), preprocess)).numpy()
+        for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(outputs) if outputs else np.empty((0, 0), np.float32)
+
+
+def predict_probabilities(
+    model: nn.Module, images: np.ndarray, preprocess: PreprocessConfig, temperature: float = 1.0
+) -> np.ndarray:
+    return softmax(predict_logits(model, images, preprocess), temperature)
+
+
+def _learning_rate_factor(recipe: Recipe, steps_per_epoch: int) -> Callable[[int], float]:
+    total = max(1, recipe.epochs * steps_per_epoch)
+    warmup = recipe.warmup_epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if recipe.schedule == "constant":
+            return 1.0
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+@dataclass
+class _Optimisation:
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loss: nn.Module
+    augmentation: Callable[[torch.Tensor], torch.Tensor]
+
+    @classmethod
+    def for_recipe(cls, model: nn.Module, recipe: Recipe, steps_per_epoch: int) -> _Optimisation:
+        if recipe.weight_decay:
+            optimizer = torch.optim.AdamW(
+                model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay
+            )
+        else:
+            optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, _learning_rate_factor(recipe, steps_per_epoch)
+        )
+        loss = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        return cls(optimizer, scheduler, loss, build_augmentation(recipe.augment))
+
+
+def _train_one_epoch(
+    model: nn.Module,
+    steps: _Optimisation,
+    data: ImageSet,
+    recipe: Recipe,
+    preprocess: PreprocessConfig,
+    progress: Progress,
+    epoch: int,
+) -> tuple[float, float]:
+    model.train()
+    order = torch.randperm(len(data.labels)).numpy()
+    task = progress.add_task(f"epoch {epoch}/{recipe.epochs}", total=len(order), stats="")
+    loss_sum, correct, seen = 0.0, 0, 0
+    for start in range(0, len(order), recipe.batch_size):
+        indices = np.sort(order[start : start + recipe.batch_size])
+        images = augment_batch(torch.from_numpy(data.images[indices]), steps.augmentation)
+        labels = torch.from_numpy(data.labels[indices])
+        steps.optimizer.zero_grad(set_to_none=True)
+        logits = model(to_network_input(images, preprocess))
+        loss = steps.loss(logits, labels)
+        loss.backward()
+        steps.optimizer.step()
+        steps.scheduler.step()
+        loss_sum += loss.item() * len(indices)
+        correct += int((logits.argmax(1) == labels).sum())
+        seen += len(indices)
+        progress.update(
+            task, advance=len(indices), stats=f"loss {loss_sum / seen:.3f} acc {correct / seen:.3f}"
+        )
+    progress.remove_task(task)
+    return loss_sum / seen, correct / seen
+
+
+def _write_history(history: list[dict], path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def train(config: TrainConfig) -> dict:
+    """Train, keep the best epoch, write every artifact into `config.out`; returns metrics."""
+    architecture = get_architecture(config.arch)
+    preprocess = PreprocessConfig(size=architecture.input_size)
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+
+    files = scan_labelled_folder(config.data)
+    if config.max_images:
+        files = stratified_subset(files, config.max_images, config.seed)
+    started = time.perf_counter()
+    dataset, skipped = load_images(files, preprocess, config.threads, config.show_progress)
+    for problem in skipped:
+        console.print(f"[yellow]skipped[/] {problem}")
+    train_idx, val_idx = duplicate_safe_split(
+        dataset.labels, dataset.hashes, config.val_fraction, config.seed
+    )
+    train_set, val_set = dataset.subset(train_idx), dataset.subset(val_idx)
+    console.print(
+        f"{len(dataset.labels)} images ({', '.join(dataset.class_names)}) decoded in "
+        f"{time.perf_counter() - started:.1f}s: {len(train_idx)} train, {len(val_idx)} validation "
+        f"(split by content hash, {len(dataset.hashes) - len(set(dataset.hashes))} exact duplicates)"
+    )
+
+    model = architecture.build(len(dataset.class_names)).to(memory_format=torch.channels_last)
+    console.print(f"architecture {architecture.name}: {parameter_count(model):,} parameters")
+    recipe = config.resolved_recipe()
+    steps_per_epoch = math.ceil(len(train_set.labels) / recipe.batch_size)
+    steps = _Optimisation.for_recipe(model, recipe, steps_per_epoch)
+    config.out.mkdir(parents=True, exist_ok=True)
+
+    history: list[dict] = []
+    best: dict | None = None
+    interrupted = False
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} {task.fields[stats]}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not config.show_progress,
+        transient=True,
+    )
+    try:
+        with progress:
+            for epoch in range(1, recipe.epochs + 1):
+                epoch_start = time.perf_counter()
+                train_loss, train_acc = _train_one_epoch(
+                    model, steps, train_set, recipe, preprocess, progress, epoch
+                )
+                train_seconds = time.perf_counter() - epoch_start
+                probabilities = predict_probabilities(model, val_set.images, preprocess)
+                val_loss = negative_log_likelihood(probabilities, val_set.labels)
+                val_acc = float((probabilities.argmax(1) == val_set.labels).mean())
+                row = {
+                    "epoch": epoch,
+                    "train_loss": round(train_loss, 5),
+                    "train_acc": round(train_acc, 5),
+                    "val_loss": round(val_loss, 5),
+                    "val_acc": round(val_acc, 5),
+                    "epoch_seconds": round(time.perf_counter() - epoch_start, 2),
+                    "train_images_per_second": round(len(train_set.labels) / train_seconds, 1),
+                }
+                history.append(row)
+                _write_history(history, config.out / "history.csv")
+                improved = best is None or (val_acc, -val_loss) > (best["val_acc"], -best["val_loss"])
+                console.print(
+                    f"epoch {epoch:>3}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
+                    f"val loss {val_loss:.4f} acc {val_acc:.4f} | {row['epoch_seconds']:.0f}s, "
+                    f"{row['train_images_per_second']:.0f} img/s{'  *best' if improved else ''}"
+                )
+                if improved:
+                    best = row
+                    save_checkpoint(
+                        Checkpoint(
+                            architecture=architecture.name,
+                            class_names=dataset.class_names,
+                            preprocess=preprocess,
+                            state_dict={k: v.clone() for k, v in model.state_dict().items()},
+                            epoch=epoch,
+                            seed=config.seed,
+                            train_config=config.as_record(),
+                        ),
+                        config.out / CHECKPOINT_NAME,
+                    )
+    except KeyboardInterrupt:
+        interrupted = True
+        console.print("[yellow]interrupted: keeping the best checkpoint so far[/]")
+    if best is None:
+        raise KeyboardInterrupt  # nothing finished: nothing to report
+
+    return _finish(config, architecture.name, dataset, val_set, history, best, skipped, interrupted)
+
+
+def _finish(
+    config: TrainConfig,
+    architecture: str,
+    dataset: ImageSet,
+    val_set: ImageSet,
+    history: list[dict],
+    best: dict,
+    skipped: list[str],
+    interrupted: bool,
+) -> dict:
+    """Evaluate the best checkpoint on validation; write metrics, plots and the final checkpoint."""
+    checkpoint = load_checkpoint(config.out / CHECKPOINT_NAME)
+    model = checkpoint.build_model()
+    logits = predict_logits(model, val_set.images, checkpoint.preprocess)
+    temperature = fit_temperature(logits, val_set.labels)
+    raw, calibrated = softmax(logits), softmax(logits, temperature)
+    report = classification_report(val_set.labels, calibrated, dataset.class_names)
+    calibration = {
+        "temperature": temperature,
+        "ece_before": round(expected_calibration_error(raw, val_set.labels), 4),
+        "ece_after": round(expected_calibration_error(calibrated, val_set.labels), 4),
+        "nll_before": round(negative_log_likelihood(raw, val_set.labels), 4),
+        "nll_after": round(negative_log_likelihood(calibrated, val_set.labels), 4),
+    }
+    seconds = [row["epoch_seconds"] for row in history]
+    metrics = {
+        "architecture": architecture,
+        "parameters": parameter_count(model),
+        "best_epoch": best["epoch"],
+        "epochs_run": len(history),
+        "interrupted": interrupted,
+        "train_images": len(dataset.labels) - len(val_set.labels),
+        "validation": report,
+        "calibration": calibration,
+        "mean_epoch_seconds": round(float(np.mean(seconds)), 2),
+        "total_training_seconds": round(float(np.sum(seconds)), 1),
+        "mean_train_images_per_second": round(
+            float(np.mean([row["train_images_per_second"] for row in history])), 1
+        ),
+        "skipped_files": skipped,
+        "train_config": config.as_record(),
+    }
+    checkpoint.temperature = temperature
+    checkpoint.metrics = {
+        "validation_accuracy": report["accuracy"],
+        "best_epoch": best["epoch"],
+        "validation_ece": calibration["ece_after"],
+    }
+    save_checkpoint(checkpoint, config.out / CHECKPOINT_NAME)
+    (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    plot_curves(history, config.out / "curves.png")
+    plot_confusion_matrix(
+        np.asarray(report["confusion_matrix"]),
+        dataset.class_names,
+        config.out / "confusion_matrix.png",
+        f"validation (best epoch {best['epoch']}), accuracy {report['accuracy']:.3f}",
+    )
+    return metrics
