@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ import typer
 
 train_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 evaluate_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+audit_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -92,6 +94,10 @@ def evaluate_command(
     out: Annotated[
         Path | None, typer.Option(help="Where to write; default RUN_DIR/eval-<folder name>.")
     ] = None,
+    leak_reference: Annotated[
+        Path | None,
+        typer.Option(help="Training folder: also report accuracy on images with no twin there."),
+    ] = None,
     threads: Annotated[int, typer.Option(min=1)] = os.cpu_count() or 1,
     quiet: bool = False,
 ) -> None:
@@ -108,13 +114,47 @@ def evaluate_command(
     out = out or checkpoint_file.parent / f"eval-{Path(data).resolve().name}"
     try:
         report = evaluate_checkpoint(
-            checkpoint_file, data, out, threads, show_progress=not quiet and sys.stderr.isatty()
+            checkpoint_file,
+            data,
+            out,
+            threads,
+            show_progress=not quiet and sys.stderr.isatty(),
+            leak_reference=leak_reference,
         )
     except DataError as exc:
         raise fail(str(exc)) from None
     recalls = ", ".join(f"{name} {row['recall']:.3f}" for name, row in report["per_class"].items())
     typer.echo(f"accuracy {report['accuracy']:.4f} on {report['images']} images; recall: {recalls}")
+    if "leak_free" in report:
+        clean = report["leak_free"]
+        typer.echo(
+            f"leak-free (no exact or near twin in {leak_reference}): accuracy {clean['accuracy']:.4f} "
+            f"on {clean['images']} images"
+        )
     typer.echo(f"written to {out}")
+
+
+@audit_app.command()
+def audit_command(
+    folder: Annotated[Path, typer.Argument(help="Labelled folder to audit.")],
+    reference: Annotated[
+        Path | None, typer.Option(help="A second labelled folder (e.g. Training) to look for twins in.")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report here.")] = None,
+    threads: Annotated[int, typer.Option(min=1)] = os.cpu_count() or 1,
+) -> None:
+    """Find exact and near-duplicate images, within a folder and against a reference, and label conflicts."""
+    from train.audit import audit
+    from train.data import DataError
+
+    try:
+        report = audit(folder, reference, threads)
+    except DataError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(report.summary())
+    if json_out:
+        json_out.write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"report written to {json_out}")
 
 
 def train_main() -> None:
@@ -123,3 +163,7 @@ def train_main() -> None:
 
 def evaluate_main() -> None:
     evaluate_app()
+
+
+def audit_main() -> None:
+    audit_app()

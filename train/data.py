@@ -7,6 +7,7 @@ code `bt-classify` runs) and kept as uint8, so an epoch costs network compute on
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,8 @@ from rich.progress import Progress
 
 from runtime.errors import ImageError
 from runtime.files import iter_image_files
-from runtime.preprocess import PreprocessConfig, load_image
+from runtime.preprocess import PreprocessConfig, decode_image, resize_chw
+from train.twins import perceptual_hash
 
 
 class DataError(ValueError):
@@ -39,7 +41,8 @@ class ImageSet:
 
     images: np.ndarray
     labels: np.ndarray
-    hashes: list[str]
+    hashes: list[str]  # SHA-256 of the file bytes
+    phash: np.ndarray  # uint64 perceptual hash of the decoded image
     paths: list[Path]
     class_names: tuple[str, ...]
 
@@ -48,6 +51,7 @@ class ImageSet:
             self.images[indices],
             self.labels[indices],
             [self.hashes[i] for i in indices],
+            self.phash[indices],
             [self.paths[i] for i in indices],
             self.class_names,
         )
@@ -96,16 +100,17 @@ def stratified_subset(files: LabelledFiles, max_images: int, seed: int) -> Label
     return files.subset(np.sort(np.concatenate(chosen)))
 
 
-def _read_one(path: Path, config: PreprocessConfig) -> tuple[np.ndarray | None, str, str]:
+def _read_one(path: Path, config: PreprocessConfig) -> tuple[np.ndarray | None, str, int, str]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return None, "", f"{path}: {exc.strerror or exc}"
+        return None, "", 0, f"{path}: {exc.strerror or exc}"
     digest = hashlib.sha256(data).hexdigest()
     try:
-        return load_image(data, config), digest, ""
+        decoded = decode_image(data, config.channel_order)
     except ImageError as exc:
-        return None, digest, f"{path}: {exc}"
+        return None, digest, 0, f"{path}: {exc}"
+    return resize_chw(decoded, config), digest, perceptual_hash(decoded), ""
 
 
 def load_images(
@@ -115,6 +120,7 @@ def load_images(
     images = np.empty((len(files.paths), 3, config.size, config.size), np.uint8)
     keep = np.zeros(len(files.paths), bool)
     hashes = [""] * len(files.paths)
+    phash = np.zeros(len(files.paths), np.uint64)
     skipped: list[str] = []
     with (
         ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
@@ -122,8 +128,9 @@ def load_images(
     ):
         task = progress.add_task("Loading images", total=len(files.paths))
         results = pool.map(lambda p: _read_one(p, config), files.paths)
-        for index, (image, digest, problem) in enumerate(results):
+        for index, (image, digest, fingerprint, problem) in enumerate(results):
             hashes[index] = digest
+            phash[index] = fingerprint
             if image is None:
                 skipped.append(problem)
             else:
@@ -133,28 +140,29 @@ def load_images(
     kept = np.flatnonzero(keep)
     if len(kept) == 0:
         raise DataError("no image in the data folder could be decoded")
-    full = ImageSet(images, files.labels, hashes, files.paths, files.class_names)
+    full = ImageSet(images, files.labels, hashes, phash, files.paths, files.class_names)
     return full.subset(kept), skipped
 
 
 def duplicate_safe_split(
-    labels: np.ndarray, hashes: list[str], val_fraction: float, seed: int
+    labels: np.ndarray, groups: Sequence[Hashable], val_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified train/validation indices in which byte-identical files stay on one side.
+    """Stratified train/validation indices in which each group of twins stays on one side.
 
-    Files are grouped by content hash; whole groups are assigned, class by class (a
-    group's class is that of its first file), so validation never sees a training image.
+    `groups` is a key per image (a content hash, or `train.twins.twin_groups` for exact
+    and near twins); whole groups are assigned, class by class (a group's class is that
+    of its first image), so validation never sees a training image again.
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError("val_fraction must be between 0 and 1")
-    groups: dict[str, list[int]] = {}
-    for index, digest in enumerate(hashes):
-        groups.setdefault(digest, []).append(index)
+    members: dict[Hashable, list[int]] = {}
+    for index, key in enumerate(groups):
+        members.setdefault(key, []).append(index)
     rng = np.random.default_rng(seed)
     train: list[int] = []
     val: list[int] = []
     for label in np.unique(labels):
-        class_groups = [g for g in groups.values() if labels[g[0]] == label]
+        class_groups = [g for g in members.values() if labels[g[0]] == label]
         order = rng.permutation(len(class_groups))
         target = val_fraction * sum(len(g) for g in class_groups)
         taken = 0

@@ -37,6 +37,7 @@ from train.data import (
 )
 from train.plots import plot_confusion_matrix, plot_curves
 from train.recipe import Recipe
+from train.twins import twin_groups
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -180,14 +181,13 @@ def train(config: TrainConfig) -> dict:
     dataset, skipped = load_images(files, preprocess, config.threads, config.show_progress)
     for problem in skipped:
         console.print(f"[yellow]skipped[/] {problem}")
-    train_idx, val_idx = duplicate_safe_split(
-        dataset.labels, dataset.hashes, config.val_fraction, config.seed
-    )
+    groups = twin_groups(dataset.hashes, dataset.phash)
+    train_idx, val_idx = duplicate_safe_split(dataset.labels, groups, config.val_fraction, config.seed)
     train_set, val_set = dataset.subset(train_idx), dataset.subset(val_idx)
     console.print(
         f"{len(dataset.labels)} images ({', '.join(dataset.class_names)}) decoded in "
-        f"{time.perf_counter() - started:.1f}s: {len(train_idx)} train, {len(val_idx)} validation "
-        f"(split by content hash, {len(dataset.hashes) - len(set(dataset.hashes))} exact duplicates)"
+        f"{time.perf_counter() - started:.1f}s: {len(train_idx)} train, {len(val_idx)} validation; "
+        f"the split keeps {len(groups) - len(set(groups))} exact or near twins with their originals"
     )
 
     model = architecture.build(len(dataset.class_names)).to(memory_format=torch.channels_last)
