@@ -34,7 +34,9 @@ from runtime.preprocess import normalize
 class QuantizationConfig:
     per_channel: bool = True
     reduce_range: bool = True
-    calibration_batch: int = 32
+    calibration_batch: int = 20
+    # Op types left in float. Softmax: quantized probabilities would come in 1/256 steps.
+    keep_float: tuple[str, ...] = ("Softmax",)
 
 
 class _CalibrationBatches(CalibrationDataReader):
@@ -58,11 +60,12 @@ def quantize_int8(
     config = config or QuantizationConfig()
     fp32 = onnx.load(fp32_path)
     input_name = fp32.graph.input[0].name
-    # Probabilities stay in float: a quantized softmax would round them to 1/256 steps.
-    softmax_nodes = [node.name for node in fp32.graph.node if node.op_type == "Softmax"]
+    float_nodes = [node.name for node in fp32.graph.node if node.op_type in config.keep_float]
+    # Equal-size batches only: onnxruntime's histogram calibrators reject a ragged last one.
+    usable = len(calibration_images) - len(calibration_images) % config.calibration_batch
     batches = (
         normalize(calibration_images[start : start + config.calibration_batch], metadata.preprocess)
-        for start in range(0, len(calibration_images), config.calibration_batch)
+        for start in range(0, usable, config.calibration_batch)
     )
     with tempfile.TemporaryDirectory() as scratch:
         prepared = Path(scratch) / "prepared.onnx"
@@ -77,7 +80,7 @@ def quantize_int8(
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=softmax_nodes,
+            nodes_to_exclude=float_nodes,
         )
     int8 = onnx.load(int8_path)
     write_metadata(int8, metadata)

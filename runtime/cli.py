@@ -17,7 +17,7 @@ from runtime.classify import classify_paths
 from runtime.errors import ModelError
 from runtime.files import FolderWalk
 from runtime.model import Classifier, default_model_path
-from runtime.report import CsvReport, partial_path
+from runtime.report import CsvReport, ReportError, partial_path
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -44,6 +44,9 @@ def classify(
     ] = None,
     recursive: Annotated[bool, typer.Option(help="Descend into sub-folders.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing CSV.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted run from its OUT.csv.partial.")
+    ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar and no summary.")] = False,
 ) -> None:
     """Classify each image as glioma, meningioma, notumor or pituitary (the model's classes).
@@ -57,6 +60,13 @@ def classify(
         raise _fail(f"--csv points to a folder: {csv}")
     if csv.exists() and not overwrite:
         raise _fail(f"{csv} exists; pass --overwrite to replace it")
+    if resume and not partial_path(csv).exists():
+        raise _fail(f"nothing to resume: {partial_path(csv)} does not exist")
+    if partial_path(csv).exists() and not (resume or overwrite):
+        raise _fail(
+            f"an interrupted run left {partial_path(csv)}; pass --resume to continue it "
+            "or --overwrite to start over"
+        )
     if not csv.parent.is_dir():
         raise _fail(f"folder for the CSV does not exist: {csv.parent}")
     try:
@@ -81,9 +91,11 @@ def classify(
     )
     decode_workers = min(4, os.cpu_count() or 1)
     try:
-        with CsvReport(csv, classifier.class_names) as report, progress:
-            task = progress.add_task("classify", total=total)
-            for result in classify_paths(walk, classifier, batch_size, decode_workers):
+        with CsvReport(csv, classifier.class_names, resume) as report, progress:
+            task = progress.add_task("classify", total=total, completed=report.rows)
+            resumed = report.rows
+            todo = (path for path in walk if not report.is_done(path))
+            for result in classify_paths(todo, classifier, batch_size, decode_workers):
                 report.write(result)
                 if result.probabilities is None:
                     failed += 1
@@ -93,19 +105,26 @@ def classify(
             if report.rows == 0:
                 raise _fail(f"no images found in {folder}")
     except KeyboardInterrupt:
-        console.print(f"interrupted: rows so far are in {partial_path(csv)}", markup=False)
+        console.print(
+            f"interrupted: finished rows are in {partial_path(csv)}; rerun with --resume to go on",
+            markup=False,
+        )
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except ReportError as exc:
+        raise _fail(str(exc)) from None
     except typer.Exit:
         partial_path(csv).unlink(missing_ok=True)
         raise
 
     seconds = time.perf_counter() - started
+    failed += report.kept_failed
     if not quiet:
-        done = sum(counts.values()) + failed
+        done = sum(counts.values())
         per_class = ", ".join(f"{name} {counts[name]}" for name in classifier.class_names)
+        kept = f" (plus {resumed} rows kept from the interrupted run)" if resumed else ""
         console.print(
-            f"{done} images in {seconds:.1f}s ({done / seconds:.1f} images/s): {per_class}; "
-            f"{failed} failed; {walk.ignored} non-image files skipped. CSV: {csv}",
+            f"classified {done} images in {seconds:.1f}s ({done / seconds:.1f} images/s){kept}: "
+            f"{per_class}; {failed} failed; {walk.ignored} non-image files skipped. CSV: {csv}",
             markup=False,
             highlight=False,
         )

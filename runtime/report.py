@@ -14,6 +14,10 @@ from runtime.classify import ImageResult
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+class ReportError(ValueError):
+    """An existing partial CSV cannot be resumed."""
+
+
 def spreadsheet_safe(text: str) -> str:
     """Neutralise formula injection the usual way (OWASP): prefix a single quote."""
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
@@ -34,19 +38,41 @@ class CsvReport:
     finished row and never a truncated `OUT.csv`.
     """
 
-    def __init__(self, target: Path, class_names: Sequence[str]) -> None:
+    def __init__(self, target: Path, class_names: Sequence[str], resume: bool = False) -> None:
         self.target = Path(target)
         self.class_names = tuple(class_names)
         self.partial = partial_path(self.target)
+        self.resume = resume
+        self.done: set[str] = set()  # path cells already written (when resuming)
         self.rows = 0
+        self.kept_failed = 0
         self._handle = None
         self._writer = None
 
     def __enter__(self) -> CsvReport:
+        kept = self._rows_to_keep() if self.resume and self.partial.exists() else []
         self._handle = open(self.partial, "w", newline="", encoding="utf-8")
         self._writer = csv.writer(self._handle, lineterminator="\n")
         self._writer.writerow(csv_columns(self.class_names))
+        self._writer.writerows(kept)
+        self.done = {row[0] for row in kept}
+        self.rows = len(kept)
+        self.kept_failed = sum(1 for row in kept if row[-1])
         return self
+
+    def _rows_to_keep(self) -> list[list[str]]:
+        """Complete rows of an interrupted run; a torn last line (kill -9) is dropped."""
+        text = self.partial.read_text(encoding="utf-8", errors="replace")
+        if not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]
+        rows = list(csv.reader(text.splitlines()))
+        if not rows or rows[0] != csv_columns(self.class_names):
+            raise ReportError(f"{self.partial} was written for another model; remove it to start over")
+        width = len(rows[0])
+        return [row for row in rows[1:] if len(row) == width]
+
+    def is_done(self, path: Path) -> bool:
+        return spreadsheet_safe(str(path)) in self.done
 
     def write(self, result: ImageResult) -> None:
         path = spreadsheet_safe(str(result.path))

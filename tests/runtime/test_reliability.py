@@ -1,0 +1,219 @@
+"""Messy folders, interruptions and hostile input: nothing crashes, nothing is lost."""
+
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from runtime.classify import read_and_preprocess
+from runtime.cli import app
+from runtime.preprocess import PreprocessConfig
+from tests.conftest import REPO, sample_files
+
+runner = CliRunner()
+
+
+def rows_of(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def messy_folder(root: Path) -> dict[str, str]:
+    """Files of every kind a PACS export or USB stick holds; returns name -> expected outcome."""
+    source = sample_files()[0]
+    bgr = cv2.imread(str(source))
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "nested" / "deeper").mkdir(parents=True)
+    expected = {}
+
+    def write(name: str, ok: bool, data: bytes | None = None, image: np.ndarray | None = None) -> None:
+        path = root / name
+        if image is not None:
+            assert cv2.imwrite(str(path), image)
+        else:
+            path.write_bytes(data)
+        expected[name] = "ok" if ok else "error"
+
+    write("grey.png", True, image=grey)
+    write("rgba.png", True, image=cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA))
+    write("sixteen.png", True, image=bgr.astype(np.uint16) * 257)
+    write("twelve.tif", True, image=grey.astype(np.uint16) * 16)
+    write("plain.bmp", True, image=bgr)
+    write("lossy.webp", True, image=bgr)
+    write("upper.JPG", True, data=source.read_bytes())
+    write("long.jpeg", True, data=source.read_bytes())
+    write("tiny.png", True, image=cv2.resize(bgr, (9, 7)))
+    write("large.png", True, image=cv2.resize(bgr, (3000, 2200)))
+    write("wide.jpg", True, image=cv2.resize(bgr, (600, 200)))
+    write("nested/deeper/naïve scan ü.jpg", True, data=source.read_bytes())
+    write("empty.jpg", False, data=b"")
+    write("half.jpg", False, data=source.read_bytes()[:5000])
+    write("page.png", False, data=b"<!doctype html><html></html>")
+    write("noise.jpg", False, data=np.random.default_rng(0).bytes(4096))
+    side = 40_000  # a decompression bomb: the header claims 40000 x 40000
+    write(
+        "bomb.png",
+        False,
+        data=cv2.imencode(".png", np.zeros((8, 8), np.uint8))[1].tobytes()[:16]
+        + side.to_bytes(4, "big")
+        + side.to_bytes(4, "big")
+        + b"\x08\x00\x00\x00\x00"
+        + b"\x00" * 64,
+    )
+    (root / "gone.jpg").symlink_to(root / "never-existed.jpg")
+    expected["gone.jpg"] = "error"
+    (root / "notes.txt").write_text("not an image")
+    (root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (root / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    (root / "folder.jpg").mkdir()
+    return expected
+
+
+def test_messy_folder_gives_one_row_per_image_and_goes_on(tmp_path: Path):
+    expected = messy_folder(tmp_path / "in")
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, [str(tmp_path / "in"), "--csv", str(out)])
+    assert result.exit_code == 1, result.output
+    rows = {Path(row["path"]).relative_to(tmp_path / "in").as_posix(): row for row in rows_of(out)}
+    assert set(rows) == set(expected)
+    for name, outcome in expected.items():
+        row = rows[name]
+        if outcome == "ok":
+            assert row["error"] == "" and row["prediction"], name
+        else:
+            assert row["error"] and row["prediction"] == "" and row["p_glioma"] == "", name
+    assert "too large" in rows["bomb.png"]["error"]
+    assert "broken link" in rows["gone.jpg"]["error"]
+    assert "3 non-image files skipped" in result.output
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file_gets_an_error_row(tmp_path: Path):
+    path = tmp_path / "secret.jpg"
+    path.write_bytes(sample_files()[0].read_bytes())
+    path.chmod(0)
+    image, error = read_and_preprocess(path, PreprocessConfig())
+    assert image is None and "unreadable" in error
+
+
+def test_unreadable_file_reason_is_reported(tmp_path: Path, monkeypatch):
+    path = tmp_path / "secret.jpg"
+    path.write_bytes(b"x")
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    image, error = read_and_preprocess(path, PreprocessConfig())
+    assert image is None and error == "unreadable file (Permission denied)"
+
+
+def test_same_folder_twice_gives_byte_identical_csvs(tmp_path: Path, samples: Path):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert runner.invoke(app, [str(samples), "--csv", str(first)]).exit_code == 0
+    assert runner.invoke(app, [str(samples), "--csv", str(second), "--batch-size", "32"]).exit_code == 0
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_resume_after_a_kill_repeats_and_drops_nothing(tmp_path: Path, samples: Path):
+    complete = tmp_path / "complete.csv"
+    assert runner.invoke(app, [str(samples), "--csv", str(complete)]).exit_code == 0
+    lines = complete.read_text(encoding="utf-8").splitlines(keepends=True)
+    # What kill -9 leaves: the header, five finished rows and half of the sixth.
+    out = tmp_path / "out.csv"
+    partial = Path(str(out) + ".partial")
+    partial.write_text("".join(lines[:6]) + lines[6][:20], encoding="utf-8")
+    refused = runner.invoke(app, [str(samples), "--csv", str(out)])
+    assert refused.exit_code == 2 and "--resume" in refused.output
+    assert partial.read_text(encoding="utf-8").startswith("".join(lines[:6]))
+    result = runner.invoke(app, [str(samples), "--csv", str(out), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "5 rows kept" in result.output
+    assert out.read_bytes() == complete.read_bytes()
+
+
+def test_resume_without_a_partial_file_is_a_usage_error(tmp_path: Path, samples: Path):
+    result = runner.invoke(app, [str(samples), "--csv", str(tmp_path / "o.csv"), "--resume"])
+    assert result.exit_code == 2 and "nothing to resume" in result.output
+
+
+def test_ctrl_c_exits_130_and_keeps_finished_rows(tmp_path: Path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    data = sample_files()[0].read_bytes()
+    for index in range(3000):
+        (folder / f"{index:05d}.jpg").write_bytes(data)
+    out = tmp_path / "out.csv"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runtime", str(folder), "--csv", str(out), "--batch-size", "8"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    partial = Path(str(out) + ".partial")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not partial.exists() or partial.stat().st_size < 2000):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "--resume" in stderr and not out.exists()
+    rows = partial.read_text(encoding="utf-8").splitlines()
+    assert 1 < len(rows) < 3001 and all(row.count(",") == 7 for row in rows)
+
+
+def test_runtime_opens_no_network_connection(tmp_path: Path, samples: Path):
+    guard = (
+        "import socket, sys\n"
+        "def refuse(*a, **k): raise SystemExit('network use attempted')\n"
+        "socket.socket.connect = refuse\nsocket.create_connection = refuse\n"
+        "socket.getaddrinfo = refuse\n"
+        "sys.argv = ['bt-classify', *sys.argv[1:]]\n"
+        "from runtime.cli import main\nmain()\n"
+    )
+    out = tmp_path / "o.csv"
+    result = subprocess.run(
+        [sys.executable, "-c", guard, str(samples), "--csv", str(out), "--quiet"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert socket.socket.connect is not None and out.is_file()
+
+
+JPEG = sample_files()[0].read_bytes()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.binary(max_size=2048),
+        st.builds(
+            lambda cut, flips: bytes(b ^ flips.get(i, 0) for i, b in enumerate(JPEG[: max(2, cut)])),
+            st.integers(0, len(JPEG)),
+            st.dictionaries(st.integers(0, 4000), st.integers(1, 255), max_size=20),
+        ),
+    )
+)
+def test_fuzzed_bytes_end_as_an_image_or_an_error(tmp_path_factory, data: bytes):
+    path = tmp_path_factory.getbasetemp() / "fuzz.jpg"
+    path.write_bytes(data)
+    image, error = read_and_preprocess(path, PreprocessConfig())
+    assert (image is None) != (error == "")
+    if image is not None:
+        assert image.shape == (3, 150, 150) and image.dtype == np.uint8
