@@ -10,15 +10,11 @@ from typing import Annotated
 
 import typer
 
+from train.cli import fail
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 EXIT_GATE_FAILED = 1
-EXIT_USAGE = 2
-
-
-def _fail(message: str, status: int = EXIT_USAGE) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(status)
 
 
 @app.command()
@@ -41,7 +37,7 @@ def export(
     """Export a checkpoint to ONNX; the files are kept only if they pass the parity gate."""
     missing = [m for m in ("torch", "onnx") if not importlib.util.find_spec(m)]
     if missing:
-        raise _fail(f"{', '.join(missing)} not installed; export needs: pip install '.[train]'")
+        raise fail(f"{', '.join(missing)} not installed; export needs: pip install '.[train]'")
     from export.pipeline import ExportConfig, ExportError, run_export
     from train.data import DataError
 
@@ -59,14 +55,14 @@ def export(
     try:
         result = run_export(config)
     except (ExportError, DataError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     typer.echo(result.parity.table())
     sizes = ", ".join(f"{k.removesuffix('_bytes')} {v / 1e6:.2f} MB" for k, v in result.sizes.items())
     speed = ", ".join(f"{k} {v:.0f} img/s" for k, v in result.images_per_second.items())
     typer.echo(f"sizes: {sizes}; model-only throughput ({threads} threads): {speed}")
     typer.echo(f"parity report: {result.parity_path}")
     if not result.parity.passed:
-        raise _fail("parity gate failed: no model written", EXIT_GATE_FAILED)
+        raise fail("parity gate failed: no model written", EXIT_GATE_FAILED)
     written = [result.fp32_path] + ([result.int8_path] if result.int8_path else [])
     typer.echo("written: " + ", ".join(str(p) for p in written))
 

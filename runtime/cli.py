@@ -23,6 +23,7 @@ EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+MAX_FAILURES_SHOWN = 10
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 console = Console(stderr=True, soft_wrap=True)
@@ -79,6 +80,7 @@ def classify(
     total = sum(1 for _ in walk) if show_progress else None
     counts: Counter[str] = Counter()
     failed = 0
+    failures: list[str] = []
     started = time.perf_counter()
     progress = Progress(
         TextColumn("classifying"),
@@ -99,6 +101,8 @@ def classify(
                 report.write(result)
                 if result.probabilities is None:
                     failed += 1
+                    if len(failures) < MAX_FAILURES_SHOWN:
+                        failures.append(f"  {result.path}: {result.error}")
                 else:
                     counts[classifier.class_names[int(result.probabilities.argmax())]] += 1
                 progress.advance(task)
@@ -128,6 +132,10 @@ def classify(
             markup=False,
             highlight=False,
         )
+        if failures:
+            more = failed - len(failures)
+            lines = failures + ([f"  ... and {more} more (see the error column)"] if more > 0 else [])
+            console.print("failed files:\n" + "\n".join(lines), markup=False, highlight=False)
     raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
 
 

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; training machines have no display
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 
 def plot_curves(history: Sequence[dict], path: Path) -> None:
@@ -20,6 +21,7 @@ def plot_curves(history: Sequence[dict], path: Path) -> None:
         axis.plot(epochs, [row[f"val_{key}"] for row in history], "s-", label="validation")
         axis.set_title(title)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
