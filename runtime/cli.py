@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from runtime.classify import classify_paths
+from runtime.classify import Classification
+from runtime.dicom import SAFE_FIELDS
 from runtime.errors import ModelError
 from runtime.files import FolderWalk
 from runtime.model import Classifier, default_model_path
@@ -48,6 +49,13 @@ def classify(
     resume: Annotated[
         bool, typer.Option(help="Continue an interrupted run from its OUT.csv.partial.")
     ] = False,
+    dicom_fields: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated non-identifying DICOM fields to add as columns, "
+            "e.g. SOPInstanceUID,SeriesInstanceUID,InstanceNumber."
+        ),
+    ] = "",
     quiet: Annotated[bool, typer.Option(help="No progress bar and no summary.")] = False,
 ) -> None:
     """Classify each image as glioma, meningioma, notumor or pituitary (the model's classes).
@@ -57,6 +65,13 @@ def classify(
     """
     if not folder.is_dir():
         raise _fail(f"no such folder: {folder}")
+    fields = tuple(name.strip() for name in dicom_fields.split(",") if name.strip())
+    refused = sorted(set(fields) - SAFE_FIELDS)
+    if refused:
+        raise _fail(
+            f"--dicom-fields: {', '.join(refused)} not allowed (patient privacy); "
+            f"choose from {', '.join(sorted(SAFE_FIELDS))}"
+        )
     if csv.is_dir():
         raise _fail(f"--csv points to a folder: {csv}")
     if csv.exists() and not overwrite:
@@ -93,19 +108,20 @@ def classify(
     )
     decode_workers = min(4, os.cpu_count() or 1)
     try:
-        with CsvReport(csv, classifier.class_names, resume) as report, progress:
+        with CsvReport(csv, classifier.class_names, resume, fields) as report, progress:
             task = progress.add_task("classify", total=total, completed=report.rows)
             resumed = report.rows
             todo = (path for path in walk if not report.is_done(path))
-            for result in classify_paths(todo, classifier, batch_size, decode_workers):
+            classification = Classification(classifier, batch_size, decode_workers, fields)
+            for result in classification.run(todo):
                 report.write(result)
                 if result.probabilities is None:
                     failed += 1
                     if len(failures) < MAX_FAILURES_SHOWN:
-                        failures.append(f"  {result.path}: {result.error}")
+                        failures.append(f"  {result.name}: {result.error}")
                 else:
                     counts[classifier.class_names[int(result.probabilities.argmax())]] += 1
-                progress.advance(task)
+                progress.update(task, completed=report.rows)
             if report.rows == 0:
                 raise _fail(f"no images found in {folder}")
     except KeyboardInterrupt:
@@ -126,9 +142,11 @@ def classify(
         done = sum(counts.values())
         per_class = ", ".join(f"{name} {counts[name]}" for name in classifier.class_names)
         kept = f" (plus {resumed} rows kept from the interrupted run)" if resumed else ""
+        skipped = "".join(f"; {n} skipped: {why}" for why, n in sorted(classification.skipped.items()))
         console.print(
             f"classified {done} images in {seconds:.1f}s ({done / seconds:.1f} images/s){kept}: "
-            f"{per_class}; {failed} failed; {walk.ignored} non-image files skipped. CSV: {csv}",
+            f"{per_class}; {failed} failed{skipped}; {walk.ignored} non-image files skipped. "
+            f"CSV: {csv}",
             markup=False,
             highlight=False,
         )

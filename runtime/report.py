@@ -14,6 +14,12 @@ from runtime.classify import ImageResult
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _file_of(cell: str) -> str:
+    """The file a path cell belongs to: "scan.dcm#12" (frame 12) -> "scan.dcm"."""
+    base, hash_sign, frame = cell.rpartition("#")
+    return base if hash_sign and frame.isdigit() else cell
+
+
 class ReportError(ValueError):
     """An existing partial CSV cannot be resumed."""
 
@@ -23,8 +29,9 @@ def spreadsheet_safe(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def csv_columns(class_names: Sequence[str]) -> list[str]:
-    return ["path", "prediction", "confidence", *(f"p_{name}" for name in class_names), "error"]
+def csv_columns(class_names: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
+    """The fixed columns, then any `--dicom-fields` requested."""
+    return ["path", "prediction", "confidence", *(f"p_{name}" for name in class_names), "error", *extra]
 
 
 def partial_path(target: Path) -> Path:
@@ -38,9 +45,13 @@ class CsvReport:
     finished row and never a truncated `OUT.csv`.
     """
 
-    def __init__(self, target: Path, class_names: Sequence[str], resume: bool = False) -> None:
+    def __init__(
+        self, target: Path, class_names: Sequence[str], resume: bool = False, extra: Sequence[str] = ()
+    ) -> None:
         self.target = Path(target)
         self.class_names = tuple(class_names)
+        self.extra = tuple(extra)
+        self.columns = csv_columns(self.class_names, self.extra)
         self.partial = partial_path(self.target)
         self.resume = resume
         self.done: set[str] = set()  # path cells already written (when resuming)
@@ -53,11 +64,12 @@ class CsvReport:
         kept = self._rows_to_keep() if self.resume and self.partial.exists() else []
         self._handle = open(self.partial, "w", newline="", encoding="utf-8")
         self._writer = csv.writer(self._handle, lineterminator="\n")
-        self._writer.writerow(csv_columns(self.class_names))
+        self._writer.writerow(self.columns)
         self._writer.writerows(kept)
-        self.done = {row[0] for row in kept}
+        self.done = {_file_of(row[0]) for row in kept}
         self.rows = len(kept)
-        self.kept_failed = sum(1 for row in kept if row[-1])
+        error_column = self.columns.index("error")
+        self.kept_failed = sum(1 for row in kept if row[error_column])
         return self
 
     def _rows_to_keep(self) -> list[list[str]]:
@@ -66,16 +78,24 @@ class CsvReport:
         if not text.endswith("\n"):
             text = text[: text.rfind("\n") + 1]
         rows = list(csv.reader(text.splitlines()))
-        if not rows or rows[0] != csv_columns(self.class_names):
-            raise ReportError(f"{self.partial} was written for another model; remove it to start over")
-        width = len(rows[0])
-        return [row for row in rows[1:] if len(row) == width]
+        if not rows or rows[0] != self.columns:
+            raise ReportError(
+                f"{self.partial} was written with other columns (model or --dicom-fields); "
+                "remove it or pass --overwrite to start over"
+            )
+        kept = [row for row in rows[1:] if len(row) == len(self.columns)]
+        # The frames of the last file may be incomplete: redo that file whole.
+        if kept and _file_of(kept[-1][0]) != kept[-1][0]:
+            last = _file_of(kept[-1][0])
+            while kept and _file_of(kept[-1][0]) == last:
+                kept.pop()
+        return kept
 
     def is_done(self, path: Path) -> bool:
         return spreadsheet_safe(str(path)) in self.done
 
     def write(self, result: ImageResult) -> None:
-        path = spreadsheet_safe(str(result.path))
+        path = spreadsheet_safe(result.name)
         if result.probabilities is None:
             row = [path, "", "", *([""] * len(self.class_names)), spreadsheet_safe(result.error)]
         else:
@@ -87,6 +107,7 @@ class CsvReport:
                 *(f"{p:.6f}" for p in result.probabilities),
                 "",
             ]
+        row += [spreadsheet_safe(result.fields.get(name, "")) for name in self.extra]
         self._writer.writerow(row)
         self.rows += 1
         self._handle.flush()

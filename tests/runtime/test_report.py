@@ -1,5 +1,4 @@
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +18,8 @@ def test_formula_cells_are_neutralised():
 def test_rows_follow_the_schema(tmp_path):
     target = tmp_path / "out.csv"
     with CsvReport(target, CLASSES) as report:
-        report.write(ImageResult(Path("=evil.jpg"), np.array([0.1, 0.7, 0.1, 0.1], np.float32)))
-        report.write(ImageResult(Path("bad.jpg"), None, "empty file"))
+        report.write(ImageResult("=evil.jpg", np.array([0.1, 0.7, 0.1, 0.1], np.float32)))
+        report.write(ImageResult("bad.jpg", None, "empty file"))
     rows = list(csv.reader(target.open(encoding="utf-8")))
     assert rows[0] == csv_columns(CLASSES)
     assert rows[1][:3] == ["'=evil.jpg", "meningioma", "0.700000"]
@@ -31,7 +30,7 @@ def test_rows_follow_the_schema(tmp_path):
 def test_an_interrupted_report_leaves_no_target_but_keeps_the_rows(tmp_path):
     target = tmp_path / "out.csv"
     with pytest.raises(KeyboardInterrupt), CsvReport(target, CLASSES) as report:
-        report.write(ImageResult(Path("a.jpg"), np.array([1, 0, 0, 0], np.float32)))
+        report.write(ImageResult("a.jpg", np.array([1, 0, 0, 0], np.float32)))
         raise KeyboardInterrupt
     assert not target.exists()
     assert "a.jpg" in partial_path(target).read_text(encoding="utf-8")

@@ -1,0 +1,206 @@
+"""DICOM input: files built with pydicom from real slices must classify like their source image."""
+
+import csv
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from runtime.cli import app
+from runtime.dicom import INSTALL_HINT, read_dicom
+from runtime.errors import ImageError
+from tests.conftest import sample_files
+
+pydicom = pytest.importorskip("pydicom", reason="the dicom extra is not installed")
+from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
+from pydicom.encaps import encapsulate  # noqa: E402
+from pydicom.uid import (  # noqa: E402
+    ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    MRImageStorage,
+    RLELossless,
+    generate_uid,
+)
+
+runner = CliRunner()
+
+
+def full_range(grey: np.ndarray) -> np.ndarray:
+    """Stretched to 0..255, as a DICOM without a window is displayed (its own range)."""
+    grey = grey.astype(np.float64)
+    return np.round((grey - grey.min()) * 255.0 / (grey.max() - grey.min())).astype(np.uint8)
+
+
+def full_range_grey(path: Path) -> np.ndarray:
+    return full_range(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
+
+
+def dataset(pixels: np.ndarray, bits: int = 8, photometric: str = "MONOCHROME2", **tags) -> Dataset:
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = MRImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SOPClassUID = MRImageStorage
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.SeriesInstanceUID = generate_uid()
+    ds.InstanceNumber = 7
+    ds.Modality = "MR"
+    ds.PatientName = "Doe^Jane"
+    ds.PatientID = "SECRET-123"
+    frames = pixels if pixels.ndim == 3 else pixels[None]
+    if len(frames) > 1:
+        ds.NumberOfFrames = len(frames)
+    ds.Rows, ds.Columns = frames.shape[1:]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = 8 if bits == 8 else 16
+    ds.BitsStored = bits
+    ds.HighBit = bits - 1
+    ds.PixelRepresentation = 0
+    ds.PixelData = frames.astype(np.uint8 if bits == 8 else np.uint16).tobytes()
+    for key, value in tags.items():
+        setattr(ds, key, value)
+    return ds
+
+
+@pytest.fixture(scope="module")
+def sources() -> dict[str, np.ndarray]:
+    return {path.stem: full_range_grey(path) for path in sample_files()[::3]}
+
+
+def predictions(folder: Path, tmp_path: Path, *extra: str) -> tuple[dict[str, str], list[dict], str]:
+    out = tmp_path / f"{folder.name}.csv"
+    result = runner.invoke(app, [str(folder), "--csv", str(out), *extra])
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    by_name = {
+        Path(row["path"].split("#")[0]).stem + row["path"][len(row["path"].split("#")[0]) :]: row[
+            "prediction"
+        ]
+        for row in rows
+    }
+    return by_name, rows, result.output
+
+
+def test_dicom_variants_classify_like_their_source(tmp_path: Path, sources):
+    reference = tmp_path / "reference"
+    dicoms = tmp_path / "dicom"
+    reference.mkdir()
+    dicoms.mkdir()
+    expected = {}
+    for stem, grey in sources.items():
+        cv2.imwrite(str(reference / f"{stem}.png"), grey)
+        twelve = grey.astype(np.uint16) * 16
+        variants = {
+            "plain8": dataset(grey),
+            # stored = 16 g + 1000, rescale intercept -1000: the modality LUT must be applied
+            "rescaled": dataset(twelve + 1000, 16, RescaleSlope=1, RescaleIntercept=-1000),
+            # a hot pixel far outside the window: min-max would darken everything, the window does not
+            "windowed": dataset(
+                np.where(np.arange(grey.size).reshape(grey.shape) == 0, 4095, twelve),
+                12,
+                WindowCenter=2040.5,
+                WindowWidth=4081,
+            ),
+            "mono1": dataset(255 - grey, photometric="MONOCHROME1"),
+        }
+        for name, ds in variants.items():
+            ds.save_as(dicoms / f"{stem}_{name}.dcm", enforce_file_format=True)
+            expected[f"{stem}_{name}"] = stem
+        # A PACS export without an extension, found by its DICM preamble.
+        dataset(grey).save_as(dicoms / f"{stem}_noext", enforce_file_format=True)
+        expected[f"{stem}_noext"] = stem
+    truth, _, _ = predictions(reference, tmp_path)
+    got, rows, _ = predictions(dicoms, tmp_path)
+    assert len(rows) == len(expected)
+    assert {name: got[name] for name in expected} == {name: truth[stem] for name, stem in expected.items()}
+
+
+def test_multi_frame_gives_one_row_per_frame(tmp_path: Path, sources):
+    folder = tmp_path / "multi"
+    folder.mkdir()
+    stems = list(sources)
+    frames = [full_range(cv2.resize(sources[s], (256, 256), interpolation=cv2.INTER_AREA)) for s in stems]
+    dataset(np.stack(frames)).save_as(folder / "series.dcm", enforce_file_format=True)
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for stem, frame in zip(stems, frames, strict=True):
+        cv2.imwrite(str(ref / f"{stem}.png"), frame)
+    truth, _, _ = predictions(ref, tmp_path)
+    _, rows, _ = predictions(folder, tmp_path)
+    assert [Path(row["path"]).name for row in rows] == [f"series.dcm#{i}" for i in range(len(stems))]
+    assert [row["prediction"] for row in rows] == [truth[s] for s in stems]
+
+
+@pytest.mark.parametrize("syntax", [RLELossless, JPEG2000Lossless, JPEGBaseline8Bit])
+def test_compressed_transfer_syntaxes(tmp_path: Path, sources, syntax):
+    grey = next(iter(sources.values()))
+    ds = dataset(grey)
+    if syntax == JPEGBaseline8Bit:
+        ok, jpeg = cv2.imencode(".jpg", grey, [cv2.IMWRITE_JPEG_QUALITY, 98])
+        assert ok
+        ds.PixelData = encapsulate([jpeg.tobytes()])
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    else:
+        try:
+            ds.compress(syntax)
+        except (RuntimeError, ValueError) as exc:
+            pytest.skip(f"no encoder for {syntax.name} here: {exc}")
+    folder = tmp_path / "c"
+    folder.mkdir()
+    ds.save_as(folder / "x.dcm", enforce_file_format=True)
+    ref = tmp_path / "r"
+    ref.mkdir()
+    cv2.imwrite(str(ref / "x.png"), grey)
+    assert predictions(folder, tmp_path)[0] == predictions(ref, tmp_path)[0]
+
+
+def test_dicomdir_and_objects_without_pixels_are_skipped_and_counted(tmp_path: Path, sources):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    grey = next(iter(sources.values()))
+    dataset(grey).save_as(folder / "IM0001", enforce_file_format=True)
+    report = dataset(grey, Modality="SR")
+    del report.PixelData
+    report.save_as(folder / "SR0001", enforce_file_format=True)
+    directory = dataset(grey)
+    del directory.PixelData
+    directory.DirectoryRecordSequence = []
+    directory.save_as(folder / "DICOMDIR", enforce_file_format=True)
+    _, rows, output = predictions(folder, tmp_path)
+    assert [Path(row["path"]).name for row in rows] == ["IM0001"]
+    assert "1 skipped: DICOM without pixel data (SR)" in output
+    assert "1 non-image files skipped" in output
+
+
+def test_no_patient_data_by_default_and_chosen_fields_on_request(tmp_path: Path, sources):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    ds = dataset(next(iter(sources.values())))
+    ds.save_as(folder / "a.dcm", enforce_file_format=True)
+    _, rows, _ = predictions(folder, tmp_path)
+    text = (tmp_path / "d.csv").read_text(encoding="utf-8")
+    assert "Doe" not in text and "SECRET" not in text
+    (tmp_path / "d.csv").unlink()
+    _, rows, _ = predictions(folder, tmp_path, "--dicom-fields", "SOPInstanceUID,InstanceNumber")
+    assert rows[0]["SOPInstanceUID"] == ds.SOPInstanceUID and rows[0]["InstanceNumber"] == "7"
+    refused = runner.invoke(
+        app, [str(folder), "--csv", str(tmp_path / "p.csv"), "--dicom-fields", "PatientName"]
+    )
+    assert refused.exit_code == 2 and "patient privacy" in refused.output
+
+
+def test_without_the_extra_dicom_gets_an_error_row_that_says_how(monkeypatch, sources, tmp_path: Path):
+    path = tmp_path / "a.dcm"
+    dataset(next(iter(sources.values()))).save_as(path, enforce_file_format=True)
+    monkeypatch.setitem(sys.modules, "pydicom", None)
+    with pytest.raises(ImageError, match="pip install"):
+        read_dicom(path.read_bytes())
+    assert "[dicom]" in INSTALL_HINT
