@@ -98,7 +98,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             compact_resnet,
             "residual CNN with batch norm for CPU inference, 160x160 input",
             Recipe(
-                epochs=26,
+                epochs=40,
                 learning_rate=2e-3,
                 weight_decay=0.05,
                 label_smoothing=0.1,
