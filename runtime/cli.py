@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from runtime.classify import Classification
 from runtime.dicom import SAFE_FIELDS
 from runtime.errors import ModelError
 from runtime.files import FolderWalk
 from runtime.model import Classifier, default_model_path
+from runtime.progress import progress_bar
 from runtime.report import CsvReport, ReportError, partial_path
 
 EXIT_OK = 0
@@ -27,11 +26,14 @@ EXIT_INTERRUPTED = 130
 MAX_FAILURES_SHOWN = 10
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-console = Console(stderr=True, soft_wrap=True)
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"error: {message}", markup=False, highlight=False)
+    _say(f"error: {message}")
     return typer.Exit(EXIT_USAGE)
 
 
@@ -97,15 +99,7 @@ def classify(
     failed = 0
     failures: list[str] = []
     started = time.perf_counter()
-    progress = Progress(
-        TextColumn("classifying"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not show_progress,
-        transient=True,
-    )
+    progress = progress_bar(show_progress, "classifying")
     decode_workers = min(4, os.cpu_count() or 1)
     try:
         with CsvReport(csv, classifier.class_names, resume, fields) as report, progress:
@@ -125,10 +119,7 @@ def classify(
             if report.rows == 0:
                 raise _fail(f"no images found in {folder}")
     except KeyboardInterrupt:
-        console.print(
-            f"interrupted: finished rows are in {partial_path(csv)}; rerun with --resume to go on",
-            markup=False,
-        )
+        _say(f"interrupted: finished rows are in {partial_path(csv)}; rerun with --resume to go on")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except ReportError as exc:
         raise _fail(str(exc)) from None
@@ -143,17 +134,15 @@ def classify(
         per_class = ", ".join(f"{name} {counts[name]}" for name in classifier.class_names)
         kept = f" (plus {resumed} rows kept from the interrupted run)" if resumed else ""
         skipped = "".join(f"; {n} skipped: {why}" for why, n in sorted(classification.skipped.items()))
-        console.print(
+        _say(
             f"classified {done} images in {seconds:.1f}s ({done / seconds:.1f} images/s){kept}: "
             f"{per_class}; {failed} failed{skipped}; {walk.ignored} non-image files skipped. "
-            f"CSV: {csv}",
-            markup=False,
-            highlight=False,
+            f"CSV: {csv}"
         )
         if failures:
             more = failed - len(failures)
             lines = failures + ([f"  ... and {more} more (see the error column)"] if more > 0 else [])
-            console.print("failed files:\n" + "\n".join(lines), markup=False, highlight=False)
+            _say("failed files:\n" + "\n".join(lines))
     raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
 
 

@@ -60,7 +60,7 @@ class TrainConfig:
     def as_record(self) -> dict:
         """Plain values for the checkpoint and metrics files."""
         record = asdict(self)
-        record["data"] = str(self.data)
+        record["data"] = str(Path(self.data).resolve())
         record["out"] = str(self.out)
         record["recipe"] = asdict(self.resolved_recipe())
         return record

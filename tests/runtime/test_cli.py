@@ -131,3 +131,19 @@ def test_non_ascii_names_and_nested_folders(tmp_path: Path):
     (row,) = read_rows(out)
     assert row["path"].endswith("série 1/coupe à 1.jpg") and row["error"] == ""
     assert classify(tmp_path, "--csv", out, "--overwrite", "--no-recursive").exit_code == 2
+
+
+def test_an_onnx_model_that_is_not_ours_is_refused(samples: Path, tmp_path: Path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "foreign",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 150, 150])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 150, 150])],
+    )
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), foreign)
+    result = classify(samples, "--csv", tmp_path / "o.csv", "--model", foreign)
+    assert result.exit_code == 2 and "not a brain-tumour model" in result.output

@@ -1,6 +1,7 @@
 """Messy folders, interruptions and hostile input: nothing crashes, nothing is lost."""
 
 import csv
+import io
 import os
 import signal
 import socket
@@ -29,6 +30,14 @@ def rows_of(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+def cmyk_jpeg(source: Path) -> bytes:
+    """A CMYK JPEG, as print-oriented software exports them (made with Pillow)."""
+    image = pytest.importorskip("PIL.Image")
+    buffer = io.BytesIO()
+    image.open(source).convert("CMYK").save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
 def messy_folder(root: Path) -> dict[str, str]:
     """Files of every kind a PACS export or USB stick holds; returns name -> expected outcome."""
     source = sample_files()[0]
@@ -51,6 +60,7 @@ def messy_folder(root: Path) -> dict[str, str]:
     write("sixteen.png", True, image=bgr.astype(np.uint16) * 257)
     write("twelve.tif", True, image=grey.astype(np.uint16) * 16)
     write("plain.bmp", True, image=bgr)
+    write("cmyk.jpg", True, data=cmyk_jpeg(source))
     write("lossy.webp", True, image=bgr)
     write("upper.JPG", True, data=source.read_bytes())
     write("long.jpeg", True, data=source.read_bytes())
