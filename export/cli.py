@@ -30,7 +30,7 @@ def export(
     check_data: Annotated[
         Path | None, typer.Option(help="Labelled folder for the parity check (default: training data).")
     ] = None,
-    calibration_images: Annotated[int, typer.Option(min=8)] = 300,
+    calibration_images: Annotated[int, typer.Option(min=8)] = 600,
     check_images: Annotated[int, typer.Option(min=8)] = 500,
     threads: Annotated[int, typer.Option(min=1)] = os.cpu_count() or 1,
 ) -> None:

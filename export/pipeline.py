@@ -33,7 +33,7 @@ class ExportConfig:
     quantize: bool = False
     calibration_data: Path | None = None
     check_data: Path | None = None
-    calibration_images: int = 300
+    calibration_images: int = 600
     check_images: int = 500
     seed: int = 0
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)

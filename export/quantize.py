@@ -1,10 +1,13 @@
 """Static int8 quantization with onnxruntime's tools, calibrated through the runtime's preprocessing.
 
-Scheme: QDQ, signed int8 activations and weights (S8S8), per-channel weights, reduced
-(7-bit) weight range. Most hospital PCs are AVX2-only; there onnxruntime's int8 kernels
-multiply u8 x s8 pairs into 16-bit sums (VPMADDUBSW), which saturate with full 8-bit
-weights. Seven-bit weights keep every sum in range, so the model is as accurate on a
-PC without VNNI as on one with it; per-channel scales win back most of the lost bit.
+Scheme: QDQ, unsigned int8 activations and signed int8 weights (U8S8), per-channel weights,
+reduced (7-bit) weight range. Most hospital PCs are AVX2-only; there onnxruntime's int8
+kernels multiply u8 x s8 pairs (VPMADDUBSW). Signed activations have no such kernel and
+cost a conversion per layer: on a 2-core AVX2 EPYC the compact network ran at 306 img/s
+with S8S8 against 639 img/s with U8S8 (fp32: 366). The u8 x s8 products are summed in
+16 bits, which saturate with full 8-bit weights (max |dp| 0.91 without reduced range,
+0.09 with it); seven-bit weights keep every sum in range, so the model is as accurate on
+a PC without VNNI as on one with it, and per-channel scales win back most of the lost bit.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ def quantize_int8(
             quant_format=QuantFormat.QDQ,
             per_channel=config.per_channel,
             reduce_range=config.reduce_range,
-            activation_type=QuantType.QInt8,
+            activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=float_nodes,

@@ -17,7 +17,7 @@ from runtime.errors import ModelError
 from runtime.files import FolderWalk
 from runtime.model import Classifier, default_model_path
 from runtime.progress import progress_bar
-from runtime.report import CsvReport, ReportError, partial_path
+from runtime.report import STATUS_REVIEW, CsvReport, ReportError, partial_path, status_of
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -58,11 +58,21 @@ def classify(
             "e.g. SOPInstanceUID,SeriesInstanceUID,InstanceNumber."
         ),
     ] = "",
+    min_confidence: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Rows whose calibrated confidence is below this get status 'review' "
+            "instead of 'ok', for a human to look at; e.g. 0.9.",
+        ),
+    ] = 0.0,
     quiet: Annotated[bool, typer.Option(help="No progress bar and no summary.")] = False,
 ) -> None:
     """Classify each image as glioma, meningioma, notumor or pituitary (the model's classes).
 
-    Exit status: 0 all images classified; 1 some files failed (see their `error` cells);
+    The CSV's `status` column is ok, review (below --min-confidence) or error (see the
+    `error` column). Exit status: 0 all images classified; 1 some files failed (see their `error` cells);
     2 usage error (no such folder, no images, unusable model); 130 interrupted.
     """
     if not folder.is_dir():
@@ -96,13 +106,16 @@ def classify(
     show_progress = not quiet and sys.stderr.isatty()
     total = sum(1 for _ in walk) if show_progress else None
     counts: Counter[str] = Counter()
-    failed = 0
+    failed = review = 0
     failures: list[str] = []
     started = time.perf_counter()
     progress = progress_bar(show_progress, "classifying")
     decode_workers = min(4, os.cpu_count() or 1)
     try:
-        with CsvReport(csv, classifier.class_names, resume, fields) as report, progress:
+        with (
+            CsvReport(csv, classifier.class_names, resume, fields, min_confidence) as report,
+            progress,
+        ):
             task = progress.add_task("classify", total=total, completed=report.rows)
             resumed = report.rows
             todo = (path for path in walk if not report.is_done(path))
@@ -115,6 +128,7 @@ def classify(
                         failures.append(f"  {result.name}: {result.error}")
                 else:
                     counts[classifier.class_names[int(result.probabilities.argmax())]] += 1
+                    review += status_of(result, min_confidence) == STATUS_REVIEW
                 progress.update(task, completed=report.rows)
             if report.rows == 0:
                 raise _fail(f"no images found in {folder}")
@@ -129,14 +143,16 @@ def classify(
 
     seconds = time.perf_counter() - started
     failed += report.kept_failed
+    review += report.kept_review
     if not quiet:
         done = sum(counts.values())
         per_class = ", ".join(f"{name} {counts[name]}" for name in classifier.class_names)
         kept = f" (plus {resumed} rows kept from the interrupted run)" if resumed else ""
+        flagged = f"; {review} below --min-confidence {min_confidence:g} (status review)" if review else ""
         skipped = "".join(f"; {n} skipped: {why}" for why, n in sorted(classification.skipped.items()))
         _say(
             f"classified {done} images in {seconds:.1f}s ({done / seconds:.1f} images/s){kept}: "
-            f"{per_class}; {failed} failed{skipped}; {walk.ignored} non-image files skipped. "
+            f"{per_class}; {failed} failed{flagged}{skipped}; {walk.ignored} non-image files skipped. "
             f"CSV: {csv}"
         )
         if failures:

@@ -29,9 +29,22 @@ def spreadsheet_safe(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
+# The `status` cell: the one column to filter on when reading a report.
+STATUS_OK = "ok"
+STATUS_REVIEW = "review"  # classified, but less confident than --min-confidence asks
+STATUS_ERROR = "error"  # not classified; the `error` cell says why
+
+
 def csv_columns(class_names: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
     """The fixed columns, then any `--dicom-fields` requested."""
-    return ["path", "prediction", "confidence", *(f"p_{name}" for name in class_names), "error", *extra]
+    probabilities = (f"p_{name}" for name in class_names)
+    return ["path", "status", "prediction", "confidence", *probabilities, "error", *extra]
+
+
+def status_of(result: ImageResult, min_confidence: float = 0.0) -> str:
+    if result.probabilities is None:
+        return STATUS_ERROR
+    return STATUS_OK if float(result.probabilities.max()) >= min_confidence else STATUS_REVIEW
 
 
 def partial_path(target: Path) -> Path:
@@ -46,9 +59,15 @@ class CsvReport:
     """
 
     def __init__(
-        self, target: Path, class_names: Sequence[str], resume: bool = False, extra: Sequence[str] = ()
+        self,
+        target: Path,
+        class_names: Sequence[str],
+        resume: bool = False,
+        extra: Sequence[str] = (),
+        min_confidence: float = 0.0,
     ) -> None:
         self.target = Path(target)
+        self.min_confidence = min_confidence
         self.class_names = tuple(class_names)
         self.extra = tuple(extra)
         self.columns = csv_columns(self.class_names, self.extra)
@@ -57,6 +76,7 @@ class CsvReport:
         self.done: set[str] = set()  # path cells already written (when resuming)
         self.rows = 0
         self.kept_failed = 0
+        self.kept_review = 0
         self._handle = None
         self._writer = None
 
@@ -68,8 +88,9 @@ class CsvReport:
         self._writer.writerows(kept)
         self.done = {_file_of(row[0]) for row in kept}
         self.rows = len(kept)
-        error_column = self.columns.index("error")
-        self.kept_failed = sum(1 for row in kept if row[error_column])
+        status_column = self.columns.index("status")
+        self.kept_failed = sum(1 for row in kept if row[status_column] == STATUS_ERROR)
+        self.kept_review = sum(1 for row in kept if row[status_column] == STATUS_REVIEW)
         return self
 
     def _rows_to_keep(self) -> list[list[str]]:
@@ -96,12 +117,14 @@ class CsvReport:
 
     def write(self, result: ImageResult) -> None:
         path = spreadsheet_safe(result.name)
+        status = status_of(result, self.min_confidence)
         if result.probabilities is None:
-            row = [path, "", "", *([""] * len(self.class_names)), spreadsheet_safe(result.error)]
+            row = [path, status, "", "", *([""] * len(self.class_names)), spreadsheet_safe(result.error)]
         else:
             best = int(result.probabilities.argmax())
             row = [
                 path,
+                status,
                 self.class_names[best],
                 f"{result.probabilities[best]:.6f}",
                 *(f"{p:.6f}" for p in result.probabilities),

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 import export.pipeline as pipeline
 from export.cli import app
+from export.parity import ParityThresholds
 from export.pipeline import ExportConfig, run_export
 from runtime.model import Classifier
 from runtime.preprocess import PreprocessConfig, load_image
@@ -16,11 +17,23 @@ from tests.conftest import sample_files
 runner = CliRunner()
 
 
+# A three-epoch model puts many images near a tie between two classes, where int8 noise
+# flips the label; the default 99% agreement is for trained models (the bundled one: 99.8%).
+FIXTURE_GATE = ParityThresholds(int8_min_agreement=0.95)
+
+
 @pytest.fixture(scope="module")
 def exported(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> pipeline.ExportResult:
     out = tmp_path_factory.mktemp("export") / "model.onnx"
     return run_export(
-        ExportConfig(checkpoint=trained_run, out=out, quantize=True, calibration_images=200, check_images=300)
+        ExportConfig(
+            checkpoint=trained_run,
+            out=out,
+            quantize=True,
+            calibration_images=200,
+            check_images=300,
+            thresholds=FIXTURE_GATE,
+        )
     )
 
 
@@ -40,7 +53,8 @@ def test_int8_model_passes_the_gate_and_is_smaller(exported):
     assert exported.int8_path.is_file()
     assert exported.int8_path.name == "model.int8.onnx"
     assert exported.sizes["int8_bytes"] < exported.sizes["fp32_bytes"] / 3
-    assert exported.parity.int8_agreement >= 0.99
+    assert exported.parity.int8_agreement >= FIXTURE_GATE.int8_min_agreement
+    assert exported.parity.int8_accuracy >= exported.parity.fp32_accuracy - 0.005
     nodes = {node.op_type for node in onnx.load(exported.int8_path).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= nodes
 
@@ -58,14 +72,19 @@ def test_metadata_is_complete_and_read_back(exported, trained_run):
     assert report["passed"] is True and report["images"] == 300
 
 
-def test_gate_fails_on_a_preprocessing_mismatch_and_leaves_no_model(trained_run, tmp_path, monkeypatch):
+def _wrong_scaling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Export with metadata that scales pixels as 16-bit: the runtime path must disagree."""
     real = pipeline.build_metadata
 
-    def wrong_channel_order(checkpoint, path):
+    def wrong(checkpoint, path):
         meta = real(checkpoint, path)
         return type(meta)(**{**meta.__dict__, "preprocess": PreprocessConfig(size=150, scale=1 / 65535)})
 
-    monkeypatch.setattr(pipeline, "build_metadata", wrong_channel_order)
+    monkeypatch.setattr(pipeline, "build_metadata", wrong)
+
+
+def test_gate_fails_on_a_preprocessing_mismatch_and_leaves_no_model(trained_run, tmp_path, monkeypatch):
+    _wrong_scaling(monkeypatch)
     out = tmp_path / "bad.onnx"
     result = run_export(ExportConfig(checkpoint=trained_run, out=out, check_images=100))
     assert not result.parity.passed
@@ -74,11 +93,7 @@ def test_gate_fails_on_a_preprocessing_mismatch_and_leaves_no_model(trained_run,
 
 
 def test_cli_gate_failure_exits_non_zero(trained_run, tmp_path, monkeypatch):
-    monkeypatch.setattr(
-        pipeline,
-        "ParityThresholds",
-        lambda: pipeline.ParityThresholds(fp32_max_abs_diff=0.0, fp32_min_agreement=1.01),
-    )
+    _wrong_scaling(monkeypatch)
     result = runner.invoke(app, [str(trained_run), "--out", str(tmp_path / "m.onnx"), "--check-images", "20"])
     assert result.exit_code == 1 and "parity gate failed" in result.output
     assert not (tmp_path / "m.onnx").exists()

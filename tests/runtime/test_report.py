@@ -22,9 +22,23 @@ def test_rows_follow_the_schema(tmp_path):
         report.write(ImageResult("bad.jpg", None, "empty file"))
     rows = list(csv.reader(target.open(encoding="utf-8")))
     assert rows[0] == csv_columns(CLASSES)
-    assert rows[1][:3] == ["'=evil.jpg", "meningioma", "0.700000"]
-    assert rows[2] == ["bad.jpg", "", "", "", "", "", "", "empty file"]
+    assert rows[1][:4] == ["'=evil.jpg", "ok", "meningioma", "0.700000"]
+    assert rows[2] == ["bad.jpg", "error", "", "", "", "", "", "", "empty file"]
     assert not partial_path(target).exists()
+
+
+def test_rows_below_the_minimum_confidence_are_marked_for_review(tmp_path):
+    target = tmp_path / "out.csv"
+    with CsvReport(target, CLASSES, min_confidence=0.7) as report:
+        report.write(ImageResult("sure.jpg", np.array([0.05, 0.8, 0.1, 0.05], np.float32)))
+        report.write(ImageResult("unsure.jpg", np.array([0.3, 0.6, 0.05, 0.05], np.float32)))
+        report.write(ImageResult("bad.jpg", None, "empty file"))
+    rows = list(csv.DictReader(target.open(encoding="utf-8")))
+    assert [(row["status"], row["prediction"]) for row in rows] == [
+        ("ok", "meningioma"),
+        ("review", "meningioma"),
+        ("error", ""),
+    ]
 
 
 def test_an_interrupted_report_leaves_no_target_but_keeps_the_rows(tmp_path):

@@ -14,7 +14,7 @@ def test_short_real_run_writes_every_artifact(trained_run: Path):
     for name in ["model.pt", "history.csv", "metrics.json", "curves.png", "confusion_matrix.png"]:
         assert (trained_run / name).stat().st_size > 0, name
     history = list(csv.DictReader((trained_run / "history.csv").open()))
-    assert [int(row["epoch"]) for row in history] == [1, 2]
+    assert [int(row["epoch"]) for row in history] == [1, 2, 3]
     metrics = json.loads((trained_run / "metrics.json").read_text())
     validation = metrics["validation"]
     assert validation["class_names"] == ["glioma", "meningioma", "notumor", "pituitary"]
