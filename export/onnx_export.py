@@ -9,6 +9,7 @@ import onnx
 import torch
 from torch import nn
 
+from runtime.integrity import CHECKSUM_KEY, PLACEHOLDER, seal_file
 from runtime.metadata import ModelMetadata
 
 INPUT_NAME = "image"
@@ -28,9 +29,17 @@ class ProbabilityHead(nn.Module):
 
 
 def write_metadata(model: onnx.ModelProto, metadata: ModelMetadata) -> None:
+    """Describe the model; `save_sealed` later fills in the file checksum."""
     del model.metadata_props[:]
     for key, value in metadata.to_props().items():
         model.metadata_props.add(key=key, value=value)
+    model.metadata_props.add(key=CHECKSUM_KEY, value=PLACEHOLDER)
+
+
+def save_sealed(model: onnx.ModelProto, path: Path) -> None:
+    """Save, then write the file's own SHA-256 into it (see runtime/integrity.py)."""
+    onnx.save(model, path)
+    seal_file(path)
 
 
 def export_fp32(network: nn.Module, metadata: ModelMetadata, path: Path) -> None:
@@ -53,4 +62,4 @@ def export_fp32(network: nn.Module, metadata: ModelMetadata, path: Path) -> None
     model = program.model_proto
     write_metadata(model, metadata)
     onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, path)
+    save_sealed(model, path)

@@ -28,7 +28,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from export.onnx_export import write_metadata
+from export.onnx_export import save_sealed, write_metadata
 from runtime.metadata import ModelMetadata
 from runtime.preprocess import normalize
 
@@ -88,4 +88,4 @@ def quantize_int8(
     int8 = onnx.load(int8_path)
     write_metadata(int8, metadata)
     onnx.checker.check_model(int8)
-    onnx.save(int8, int8_path)
+    save_sealed(int8, int8_path)

@@ -17,7 +17,7 @@ from runtime.errors import ModelError
 from runtime.files import FolderWalk
 from runtime.model import Classifier, default_model_path
 from runtime.progress import progress_bar
-from runtime.report import STATUS_REVIEW, CsvReport, ReportError, partial_path, status_of
+from runtime.report import CsvReport, ReportError, needs_review, partial_path
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -59,20 +59,19 @@ def classify(
         ),
     ] = "",
     min_confidence: Annotated[
-        float,
+        float | None,
         typer.Option(
             min=0.0,
             max=1.0,
-            help="Rows whose calibrated confidence is below this get status 'review' "
-            "instead of 'ok', for a human to look at; e.g. 0.9.",
+            help="Add a needs_review column: 'yes' where the calibrated confidence is "
+            "below this, for a person to look at; e.g. 0.9.",
         ),
-    ] = 0.0,
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar and no summary.")] = False,
 ) -> None:
     """Classify each image as glioma, meningioma, notumor or pituitary (the model's classes).
 
-    The CSV's `status` column is ok, review (below --min-confidence) or error (see the
-    `error` column). Exit status: 0 all images classified; 1 some files failed (see their `error` cells);
+    Exit status: 0 all images classified; 1 some files failed (see their `error` cells);
     2 usage error (no such folder, no images, unusable model); 130 interrupted.
     """
     if not folder.is_dir():
@@ -128,7 +127,7 @@ def classify(
                         failures.append(f"  {result.name}: {result.error}")
                 else:
                     counts[classifier.class_names[int(result.probabilities.argmax())]] += 1
-                    review += status_of(result, min_confidence) == STATUS_REVIEW
+                    review += min_confidence is not None and needs_review(result, min_confidence)
                 progress.update(task, completed=report.rows)
             if report.rows == 0:
                 raise _fail(f"no images found in {folder}")
@@ -148,7 +147,7 @@ def classify(
         done = sum(counts.values())
         per_class = ", ".join(f"{name} {counts[name]}" for name in classifier.class_names)
         kept = f" (plus {resumed} rows kept from the interrupted run)" if resumed else ""
-        flagged = f"; {review} below --min-confidence {min_confidence:g} (status review)" if review else ""
+        flagged = f"; {review} below --min-confidence {min_confidence:g} (needs_review)" if review else ""
         skipped = "".join(f"; {n} skipped: {why}" for why, n in sorted(classification.skipped.items()))
         _say(
             f"classified {done} images in {seconds:.1f}s ({done / seconds:.1f} images/s){kept}: "

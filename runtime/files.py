@@ -46,19 +46,21 @@ class FolderWalk:
 
     def _walk(self, folder: Path) -> Iterator[Path]:
         try:
-            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+            # Names only (not DirEntry objects, ~4x larger): a 20,000-file folder is held
+            # sorted in ~1.5 MB while it is walked.
+            names = sorted(os.listdir(folder))
         except OSError:
             return
-        for entry in entries:
-            path = Path(entry.path)
+        for name in names:
+            path = folder / name
             try:
-                is_dir = entry.is_dir()
+                is_dir = path.is_dir()
             except OSError:
                 is_dir = False
             if is_dir:
                 if self.recursive:
                     yield from self._walk(path)
-            elif entry.name.upper() == "DICOMDIR":
+            elif name.upper() == "DICOMDIR":
                 self.ignored += 1  # an index of the other files, not an image
             elif is_input_file(path):
                 yield path

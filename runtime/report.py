@@ -29,22 +29,16 @@ def spreadsheet_safe(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-# The `status` cell: the one column to filter on when reading a report.
-STATUS_OK = "ok"
-STATUS_REVIEW = "review"  # classified, but less confident than --min-confidence asks
-STATUS_ERROR = "error"  # not classified; the `error` cell says why
-
-
-def csv_columns(class_names: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
-    """The fixed columns, then any `--dicom-fields` requested."""
+def csv_columns(class_names: Sequence[str], extra: Sequence[str] = (), review: bool = False) -> list[str]:
+    """The fixed columns, `needs_review` with --min-confidence, then any --dicom-fields."""
     probabilities = (f"p_{name}" for name in class_names)
-    return ["path", "status", "prediction", "confidence", *probabilities, "error", *extra]
+    flag = ["needs_review"] if review else []
+    return ["path", "prediction", "confidence", *probabilities, "error", *flag, *extra]
 
 
-def status_of(result: ImageResult, min_confidence: float = 0.0) -> str:
-    if result.probabilities is None:
-        return STATUS_ERROR
-    return STATUS_OK if float(result.probabilities.max()) >= min_confidence else STATUS_REVIEW
+def needs_review(result: ImageResult, min_confidence: float) -> bool:
+    """Classified, but less confident than the user asked for."""
+    return result.probabilities is not None and float(result.probabilities.max()) < min_confidence
 
 
 def partial_path(target: Path) -> Path:
@@ -64,13 +58,13 @@ class CsvReport:
         class_names: Sequence[str],
         resume: bool = False,
         extra: Sequence[str] = (),
-        min_confidence: float = 0.0,
+        min_confidence: float | None = None,
     ) -> None:
         self.target = Path(target)
         self.min_confidence = min_confidence
         self.class_names = tuple(class_names)
         self.extra = tuple(extra)
-        self.columns = csv_columns(self.class_names, self.extra)
+        self.columns = csv_columns(self.class_names, self.extra, review=min_confidence is not None)
         self.partial = partial_path(self.target)
         self.resume = resume
         self.done: set[str] = set()  # path cells already written (when resuming)
@@ -88,9 +82,11 @@ class CsvReport:
         self._writer.writerows(kept)
         self.done = {_file_of(row[0]) for row in kept}
         self.rows = len(kept)
-        status_column = self.columns.index("status")
-        self.kept_failed = sum(1 for row in kept if row[status_column] == STATUS_ERROR)
-        self.kept_review = sum(1 for row in kept if row[status_column] == STATUS_REVIEW)
+        error_column = self.columns.index("error")
+        self.kept_failed = sum(1 for row in kept if row[error_column])
+        if "needs_review" in self.columns:
+            review_column = self.columns.index("needs_review")
+            self.kept_review = sum(1 for row in kept if row[review_column] == "yes")
         return self
 
     def _rows_to_keep(self) -> list[list[str]]:
@@ -101,7 +97,7 @@ class CsvReport:
         rows = list(csv.reader(text.splitlines()))
         if not rows or rows[0] != self.columns:
             raise ReportError(
-                f"{self.partial} was written with other columns (model or --dicom-fields); "
+                f"{self.partial} was written with other columns (model, --dicom-fields or --min-confidence); "
                 "remove it or pass --overwrite to start over"
             )
         kept = [row for row in rows[1:] if len(row) == len(self.columns)]
@@ -117,19 +113,19 @@ class CsvReport:
 
     def write(self, result: ImageResult) -> None:
         path = spreadsheet_safe(result.name)
-        status = status_of(result, self.min_confidence)
         if result.probabilities is None:
-            row = [path, status, "", "", *([""] * len(self.class_names)), spreadsheet_safe(result.error)]
+            row = [path, "", "", *([""] * len(self.class_names)), spreadsheet_safe(result.error)]
         else:
             best = int(result.probabilities.argmax())
             row = [
                 path,
-                status,
                 self.class_names[best],
                 f"{result.probabilities[best]:.6f}",
                 *(f"{p:.6f}" for p in result.probabilities),
                 "",
             ]
+        if self.min_confidence is not None:
+            row.append("yes" if needs_review(result, self.min_confidence) else "")
         row += [spreadsheet_safe(result.fields.get(name, "")) for name in self.extra]
         self._writer.writerow(row)
         self.rows += 1

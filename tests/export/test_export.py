@@ -10,6 +10,7 @@ import export.pipeline as pipeline
 from export.cli import app
 from export.parity import ParityThresholds
 from export.pipeline import ExportConfig, run_export
+from runtime.integrity import CHECKSUM_KEY, verify
 from runtime.model import Classifier
 from runtime.preprocess import PreprocessConfig, load_image
 from tests.conftest import sample_files
@@ -68,6 +69,9 @@ def test_metadata_is_complete_and_read_back(exported, trained_run):
         assert meta.seed == 5 and len(meta.checkpoint_sha256) == 64
         assert meta.created and meta.tool_version
         assert "validation_accuracy" in meta.metrics
+        # The file carries its own checksum, and it verifies.
+        recorded = Classifier(path).session.get_modelmeta().custom_metadata_map[CHECKSUM_KEY]
+        verify(path.read_bytes(), recorded)
     report = json.loads(exported.parity_path.read_text())
     assert report["passed"] is True and report["images"] == 300
 

@@ -36,7 +36,7 @@ def test_bundled_model_classifies_the_samples_correctly(samples: Path, tmp_path:
         probabilities = [float(row[f"p_{name}"]) for name in CLASSES]
         assert abs(sum(probabilities) - 1.0) < 1e-3
         assert float(row["confidence"]) == max(probabilities)
-        assert row["error"] == "" and row["status"] == "ok"
+        assert row["error"] == "" and "needs_review" not in row
     wrong = [row["path"] for row in rows if row["prediction"] != Path(row["path"]).parent.name]
     assert not wrong, f"misclassified samples: {wrong}"
 
@@ -51,10 +51,10 @@ def test_min_confidence_flags_the_less_certain_rows_for_review(samples: Path, tm
     result = classify(samples, "--csv", out, "--min-confidence", threshold)
     assert result.exit_code == 0, result.output
     rows = read_rows(out)
-    assert sum(row["status"] == "review" for row in rows) == 6
+    assert sum(row["needs_review"] == "yes" for row in rows) == 6
     for row in rows:
-        assert row["status"] == ("review" if float(row["confidence"]) < threshold else "ok")
-        assert row["prediction"] in CLASSES  # a review row still carries its prediction
+        assert row["needs_review"] == ("yes" if float(row["confidence"]) < threshold else "")
+        assert row["prediction"] in CLASSES  # a flagged row still carries its prediction
     assert "6 below --min-confidence" in result.output
     assert classify(samples, "--csv", tmp_path / "x.csv", "--min-confidence", "1.5").exit_code == 2
 
@@ -74,7 +74,7 @@ def test_some_bad_files_give_error_rows_and_exit_1(samples: Path, tmp_path: Path
     rows = {Path(row["path"]).name: row for row in read_rows(out)}
     assert set(rows) == {"good.jpg", "empty.jpg", "text.png", "half.jpg"}
     assert rows["good.jpg"]["error"] == "" and rows["good.jpg"]["prediction"] in CLASSES
-    assert rows["empty.jpg"]["error"] == "empty file" and rows["empty.jpg"]["status"] == "error"
+    assert rows["empty.jpg"]["error"] == "empty file"
     assert rows["text.png"]["error"] == "not a decodable image"
     assert "truncated" in rows["half.jpg"]["error"]
     assert rows["half.jpg"]["prediction"] == "" and rows["half.jpg"]["p_glioma"] == ""

@@ -185,7 +185,7 @@ def test_ctrl_c_exits_130_and_keeps_finished_rows(tmp_path: Path):
     assert process.returncode == 130, stderr
     assert "--resume" in stderr and not out.exists()
     rows = partial.read_text(encoding="utf-8").splitlines()
-    assert 1 < len(rows) < 3001 and all(row.count(",") == 8 for row in rows)
+    assert 1 < len(rows) < 3001 and all(row.count(",") == 7 for row in rows)
 
 
 def test_runtime_opens_no_network_connection(tmp_path: Path, samples: Path):

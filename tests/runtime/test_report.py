@@ -22,8 +22,8 @@ def test_rows_follow_the_schema(tmp_path):
         report.write(ImageResult("bad.jpg", None, "empty file"))
     rows = list(csv.reader(target.open(encoding="utf-8")))
     assert rows[0] == csv_columns(CLASSES)
-    assert rows[1][:4] == ["'=evil.jpg", "ok", "meningioma", "0.700000"]
-    assert rows[2] == ["bad.jpg", "error", "", "", "", "", "", "", "empty file"]
+    assert rows[1][:3] == ["'=evil.jpg", "meningioma", "0.700000"]
+    assert rows[2] == ["bad.jpg", "", "", "", "", "", "", "empty file"]
     assert not partial_path(target).exists()
 
 
@@ -34,10 +34,11 @@ def test_rows_below_the_minimum_confidence_are_marked_for_review(tmp_path):
         report.write(ImageResult("unsure.jpg", np.array([0.3, 0.6, 0.05, 0.05], np.float32)))
         report.write(ImageResult("bad.jpg", None, "empty file"))
     rows = list(csv.DictReader(target.open(encoding="utf-8")))
-    assert [(row["status"], row["prediction"]) for row in rows] == [
-        ("ok", "meningioma"),
-        ("review", "meningioma"),
-        ("error", ""),
+    assert list(rows[0]) == csv_columns(CLASSES, review=True)
+    assert [(row["needs_review"], row["prediction"]) for row in rows] == [
+        ("", "meningioma"),
+        ("yes", "meningioma"),
+        ("", ""),
     ]
 
 
