@@ -1,10 +1,12 @@
 """Benchmark suite: prints a table and writes JSON. Not part of the test run.
 
     python bench/run_bench.py --data ../shared/data/brain-tumor-mri/Testing \
-        --fp32 runs/compact-export/default.onnx [--int8 runtime/models/default.int8.onnx] \
+        --fp32 runs/compact-export/model.onnx [--int8 runtime/models/default.int8.onnx] \
         [--train-data ../shared/data/brain-tumor-mri/Training] [--peer] [--out bench/results.json]
 
-Every figure of one report comes from one run on one machine.
+Every figure of one report comes from one run on one machine. `--fp32` is the fp32 twin
+that `bt-export --quantize` writes beside the int8 model (it is not shipped).
+`python bench/table.py bench/results.json` prints the tables again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from table import render  # bench/table.py: this script's folder is first on sys.path
 
 from runtime.classify import read_and_preprocess
 from runtime.files import FolderWalk
@@ -97,6 +100,22 @@ def model_floor(model: Classifier, paths: list[Path], batch: int, seconds: float
     return done / (time.perf_counter() - started)
 
 
+def cpu_description() -> str:
+    """Model name and the SIMD features that decide onnxruntime's int8 kernels."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = {}
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    simd = [name for name in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if name in flags]
+    model = fields.get("model name", "unknown CPU")
+    return f"{model} ({', '.join(simd) or 'no AVX2'})"
+
+
 def runtime_venv(scratch: Path) -> Path:
     """A venv with what a hospital PC gets from `pip install .`: the runtime only."""
     venv = scratch / "runtime-venv"
@@ -118,7 +137,10 @@ def cold_start(sample: Path, model: Path, scratch: Path, repeats: int = 7) -> di
         command = [str(bin_dir / "bt-classify"), str(folder), "--csv", str(scratch / "one.csv")]
         ours.append(timed_run([*command, "--model", str(model), "--quiet"])[0])
         bare.append(timed_run([str(bin_dir / "python"), "-c", "import onnxruntime, cv2, numpy"])[0])
+    files = (f for f in bin_dir.parent.rglob("*") if f.is_file() and not f.is_symlink())
+    venv_bytes = sum(f.stat().st_size for f in files)
     return {
+        "runtime_venv_mib": round(venv_bytes / 2**20, 1),
         "bt_classify_one_image_s": round(statistics.median(ours), 3),
         "bare_imports_s": round(statistics.median(bare), 3),
         "ratio": round(statistics.median(ours) / statistics.median(bare), 2),
@@ -140,7 +162,7 @@ def peak_memory(source: Path, model: Path, scratch: Path) -> dict:
 
 
 def training_overhead(train_data: Path, scratch: Path) -> dict:
-    """Epoch images/s from a short bt-train run vs forward+backward alone on in-memory tensors."""
+    """Epoch images/s of a short bt-train run vs forward+backward alone on in-memory tensors."""
     import torch
 
     from train.architectures import get_architecture
@@ -156,7 +178,7 @@ def training_overhead(train_data: Path, scratch: Path) -> dict:
             "--arch",
             "compact",
             "--epochs",
-            "1",
+            "2",
             "--max-images",
             "1200",
             "--quiet",
@@ -164,8 +186,9 @@ def training_overhead(train_data: Path, scratch: Path) -> dict:
         check=True,
         capture_output=True,
     )
+    # The second epoch: steady state, as the forward+backward figure below (warm-up excluded).
     history = (run / "history.csv").read_text().splitlines()
-    epoch_rate = float(history[1].split(",")[-1])
+    epoch_rate = float(history[-1].split(",")[-1])
     arch = get_architecture("compact")
     model = arch.build(4).to(memory_format=torch.channels_last).train()
     optimizer = torch.optim.AdamW(model.parameters())
@@ -226,7 +249,7 @@ def main() -> None:
 
     cores = os.cpu_count() or 1
     report: dict = {
-        "machine": f"{platform.processor() or platform.machine()}, {cores} cores, {platform.platform()}",
+        "machine": f"{cpu_description()}, {cores} cores, {platform.platform()}",
         "python": platform.python_version(),
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -280,7 +303,7 @@ def main() -> None:
             )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k != "end_to_end"}, indent=2))
+    print(render(report))
     print(f"written to {args.out}")
 
 
