@@ -33,14 +33,13 @@ from runtime.model import Classifier, default_model_path
 BT_CLASSIFY = str(Path(sys.executable).with_name("bt-classify"))
 
 
-def link_folder(source: Path, target: Path, count: int) -> list[Path]:
+def link_folder(source: Path, target: Path, count: int) -> None:
     """`count` symlinks to the images of `source`, repeated as needed, in one flat folder."""
     images = list(FolderWalk(source))
     target.mkdir(parents=True)
     for index in range(count):
         original = images[index % len(images)]
         (target / f"{index:06d}{original.suffix}").symlink_to(original.resolve())
-    return images
 
 
 def timed_run(command: list[str]) -> tuple[float, int]:

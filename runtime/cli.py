@@ -17,7 +17,7 @@ from runtime.errors import ModelError
 from runtime.files import FolderWalk
 from runtime.model import Classifier, default_model_path
 from runtime.progress import progress_bar
-from runtime.report import CsvReport, ReportError, needs_review, partial_path
+from runtime.report import CsvReport, ReportError, partial_path
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -105,7 +105,6 @@ def classify(
     show_progress = not quiet and sys.stderr.isatty()
     total = sum(1 for _ in walk) if show_progress else None
     counts: Counter[str] = Counter()
-    failed = review = 0
     failures: list[str] = []
     started = time.perf_counter()
     progress = progress_bar(show_progress, "classifying")
@@ -122,12 +121,10 @@ def classify(
             for result in classification.run(todo):
                 report.write(result)
                 if result.probabilities is None:
-                    failed += 1
                     if len(failures) < MAX_FAILURES_SHOWN:
                         failures.append(f"  {result.name}: {result.error}")
                 else:
                     counts[classifier.class_names[int(result.probabilities.argmax())]] += 1
-                    review += min_confidence is not None and needs_review(result, min_confidence)
                 progress.update(task, completed=report.rows)
             if report.rows == 0:
                 raise _fail(f"no images found in {folder}")
@@ -141,17 +138,17 @@ def classify(
         raise
 
     seconds = time.perf_counter() - started
-    failed += report.kept_failed
-    review += report.kept_review
+    failed = report.failed
     if not quiet:
         done = sum(counts.values())
         per_class = ", ".join(f"{name} {counts[name]}" for name in classifier.class_names)
         kept = f" (plus {resumed} rows kept from the interrupted run)" if resumed else ""
-        flagged = f"; {review} below --min-confidence {min_confidence:g} (needs_review)" if review else ""
+        flagged = report.flagged
+        review = f"; {flagged} below --min-confidence {min_confidence:g} (needs_review)" if flagged else ""
         skipped = "".join(f"; {n} skipped: {why}" for why, n in sorted(classification.skipped.items()))
         _say(
             f"classified {done} images in {seconds:.1f}s ({done / seconds:.1f} images/s){kept}: "
-            f"{per_class}; {failed} failed{flagged}{skipped}; {walk.ignored} non-image files skipped. "
+            f"{per_class}; {failed} failed{review}{skipped}; {walk.ignored} non-image files skipped. "
             f"CSV: {csv}"
         )
         if failures:

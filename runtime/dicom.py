@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from runtime.errors import ImageError
+from runtime.image_header import MAX_PIXELS
 
 PREAMBLE_LENGTH = 132
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
@@ -103,7 +104,8 @@ def read_dicom(data: bytes, fields: tuple[str, ...] = ()) -> DicomImage:
         raise NotAnImage(f"DICOM without pixel data ({dataset.get('Modality', 'unknown modality')})")
     rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
     frame_count = int(dataset.get("NumberOfFrames", 1) or 1)
-    if rows * columns * frame_count > 64_000_000 * 4:
+    # A whole series may be several slices' worth of one image's pixel budget.
+    if rows * columns * frame_count > MAX_PIXELS * 4:
         raise ImageError(f"DICOM too large ({frame_count} frames of {columns}x{rows})")
     try:
         pixels = dataset.pixel_array

@@ -68,9 +68,10 @@ class CsvReport:
         self.partial = partial_path(self.target)
         self.resume = resume
         self.done: set[str] = set()  # path cells already written (when resuming)
+        # Counts over the whole CSV, rows kept from an interrupted run included.
         self.rows = 0
-        self.kept_failed = 0
-        self.kept_review = 0
+        self.failed = 0
+        self.flagged = 0  # needs_review = yes
         self._handle = None
         self._writer = None
 
@@ -83,10 +84,10 @@ class CsvReport:
         self.done = {_file_of(row[0]) for row in kept}
         self.rows = len(kept)
         error_column = self.columns.index("error")
-        self.kept_failed = sum(1 for row in kept if row[error_column])
+        self.failed = sum(1 for row in kept if row[error_column])
         if "needs_review" in self.columns:
             review_column = self.columns.index("needs_review")
-            self.kept_review = sum(1 for row in kept if row[review_column] == "yes")
+            self.flagged = sum(1 for row in kept if row[review_column] == "yes")
         return self
 
     def _rows_to_keep(self) -> list[list[str]]:
@@ -124,8 +125,11 @@ class CsvReport:
                 *(f"{p:.6f}" for p in result.probabilities),
                 "",
             ]
+        self.failed += result.probabilities is None
         if self.min_confidence is not None:
-            row.append("yes" if needs_review(result, self.min_confidence) else "")
+            flag = needs_review(result, self.min_confidence)
+            self.flagged += flag
+            row.append("yes" if flag else "")
         row += [spreadsheet_safe(result.fields.get(name, "")) for name in self.extra]
         self._writer.writerow(row)
         self.rows += 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,12 @@ def dataset() -> Path:
 @pytest.fixture(scope="session")
 def samples() -> Path:
     return SAMPLES
+
+
+def run_python(script: str, *args: object) -> subprocess.CompletedProcess[str]:
+    """`python -c SCRIPT ARGS...` in a fresh process from the repository root."""
+    command = [sys.executable, "-c", script, *(str(arg) for arg in args)]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
 def sample_files() -> list[Path]:

@@ -7,6 +7,7 @@ couple of bits (see `train.twins`). Needs numpy and OpenCV only.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,9 +78,7 @@ def audit(folder: Path, reference: Path | None = None, threads: int = 2) -> Audi
     """Audit `folder`; with `reference` (e.g. Training for Testing), also find its twins there."""
     target = fingerprint(scan_labelled_folder(folder), threads)
     files = target.files
-    counts: dict[str, int] = {}
-    for digest in target.sha256:
-        counts[digest] = counts.get(digest, 0) + 1
+    counts = Counter(target.sha256)
     pairs = near_pairs(target.phash)
     conflicts = [
         (str(files.paths[i]), str(files.paths[j])) for i, j in pairs if _label(files, i) != _label(files, j)
@@ -105,6 +104,6 @@ def audit(folder: Path, reference: Path | None = None, threads: int = 2) -> Audi
     report.cross_label_conflicts = [
         (str(files.paths[i]), str(ref.files.paths[j]))
         for i, j in cross
-        if files.class_names[files.labels[i]] != ref.files.class_names[ref.files.labels[j]]
+        if _label(files, i) != _label(ref.files, j)
     ]
     return report

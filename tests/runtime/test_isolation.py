@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_python
 
 BLOCKER = textwrap.dedent(
     """
@@ -30,13 +30,7 @@ BLOCKER = textwrap.dedent(
 
 def test_classify_runs_with_torch_torchvision_and_onnx_blocked(samples: Path, tmp_path: Path):
     out = tmp_path / "out.csv"
-    result = subprocess.run(
-        [sys.executable, "-c", BLOCKER, str(samples), "--csv", str(out), "--quiet"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_python(BLOCKER, samples, "--csv", out, "--quiet")
     assert result.returncode == 0, result.stderr
     assert len(out.read_text(encoding="utf-8").splitlines()) == 1 + 17
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from runtime.classify import read_and_preprocess
 from runtime.cli import app
 from runtime.preprocess import PreprocessConfig
-from tests.conftest import REPO, sample_files
+from tests.conftest import REPO, run_python, sample_files
 
 runner = CliRunner()
 
@@ -198,13 +198,7 @@ def test_runtime_opens_no_network_connection(tmp_path: Path, samples: Path):
         "from runtime.cli import main\nmain()\n"
     )
     out = tmp_path / "o.csv"
-    result = subprocess.run(
-        [sys.executable, "-c", guard, str(samples), "--csv", str(out), "--quiet"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_python(guard, samples, "--csv", out, "--quiet")
     assert result.returncode == 0, result.stderr
     assert socket.socket.connect is not None and out.is_file()
 
