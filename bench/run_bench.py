@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 from table import render  # bench/table.py: this script's folder is first on sys.path
 
-from runtime.classify import read_and_preprocess
-from runtime.files import FolderWalk
-from runtime.model import Classifier, default_model_path
+from brain_tumor_edge.runtime.classify import read_and_preprocess
+from brain_tumor_edge.runtime.files import FolderWalk
+from brain_tumor_edge.runtime.model import Classifier, default_model_path
 
 BT_CLASSIFY = str(Path(sys.executable).with_name("bt-classify"))
 
@@ -164,7 +164,7 @@ def training_overhead(train_data: Path, scratch: Path) -> dict:
     """Epoch images/s of a short bt-train run vs forward+backward alone on in-memory tensors."""
     import torch
 
-    from train.architectures import get_architecture
+    from brain_tumor_edge.train.architectures import get_architecture
 
     run = scratch / "train"
     subprocess.run(

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from train.cli import fail
+from brain_tumor_edge.train.cli import fail
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -38,8 +38,8 @@ def export(
     missing = [m for m in ("torch", "onnx") if not importlib.util.find_spec(m)]
     if missing:
         raise fail(f"{', '.join(missing)} not installed; export needs: pip install '.[train]'")
-    from export.pipeline import ExportConfig, ExportError, run_export
-    from train.data import DataError
+    from brain_tumor_edge.export.pipeline import ExportConfig, ExportError, run_export
+    from brain_tumor_edge.train.data import DataError
 
     config = ExportConfig(
         checkpoint=checkpoint,

@@ -1,4 +1,11 @@
-"""PyTorch checkpoint -> fp32 ONNX that outputs class probabilities and describes itself."""
+"""PyTorch checkpoint -> fp32 ONNX that outputs class probabilities and describes itself.
+
+Outputs, by name (the runtime looks them up by these names):
+- `probabilities`: softmax(logits / temperature), N x classes.
+- `scope` (when a scope fit is given): distance to the training features, N.
+- `cam` (networks that pool spatial maps): class-activation maps, N x classes x h x w,
+  the classifier's weights applied to the last feature maps (Zhou et al., 2016).
+"""
 
 from __future__ import annotations
 
@@ -9,23 +16,51 @@ import onnx
 import torch
 from torch import nn
 
-from runtime.integrity import CHECKSUM_KEY, PLACEHOLDER, seal_file
-from runtime.metadata import ModelMetadata
+from brain_tumor_edge.export.scope import ScopeFit
+from brain_tumor_edge.runtime.integrity import CHECKSUM_KEY, PLACEHOLDER, seal_file
+from brain_tumor_edge.runtime.metadata import ModelMetadata
+from brain_tumor_edge.runtime.outputs import CAM, PROBABILITIES, SCOPE
 
 INPUT_NAME = "image"
-OUTPUT_NAME = "probabilities"
 
 
-class ProbabilityHead(nn.Module):
-    """softmax(logits / temperature): the exported graph gives calibrated probabilities."""
+def has_maps(network: nn.Module) -> bool:
+    """True for networks whose classifier reads globally pooled spatial maps."""
+    with torch.no_grad():
+        return network.feature_maps(torch.zeros(1, 3, 32, 32)) is not None
 
-    def __init__(self, network: nn.Module, temperature: float = 1.0) -> None:
+
+class ExportHead(nn.Module):
+    """The network plus its exported outputs, in one graph."""
+
+    def __init__(self, network: nn.Module, temperature: float, scope: ScopeFit | None, maps: bool) -> None:
         super().__init__()
         self.network = network
         self.temperature = temperature
+        self.maps = maps
+        self.with_scope = scope is not None
+        if scope is not None:
+            self.register_buffer("whitening", torch.from_numpy(scope.whitening))
+            self.register_buffer("centres", torch.from_numpy(scope.means @ scope.whitening))
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.network(image) / self.temperature, dim=1)
+    def output_names(self) -> list[str]:
+        return [PROBABILITIES] + ([SCOPE] if self.with_scope else []) + ([CAM] if self.maps else [])
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.maps:
+            maps = self.network.feature_maps(image)
+            features = maps.mean(dim=(2, 3))
+        else:
+            features = self.network.features(image)
+        logits = self.network.classifier(features)
+        outputs = [torch.softmax(logits / self.temperature, dim=1)]
+        if self.with_scope:
+            projected = features @ self.whitening
+            squared = ((projected[:, None, :] - self.centres[None, :, :]) ** 2).sum(-1)
+            outputs.append(squared.min(dim=1).values.sqrt())
+        if self.maps:
+            outputs.append(torch.einsum("kc,nchw->nkhw", self.network.classifier.weight, maps))
+        return tuple(outputs)
 
 
 def write_metadata(model: onnx.ModelProto, metadata: ModelMetadata) -> None:
@@ -42,10 +77,12 @@ def save_sealed(model: onnx.ModelProto, path: Path) -> None:
     seal_file(path)
 
 
-def export_fp32(network: nn.Module, metadata: ModelMetadata, path: Path) -> None:
+def export_fp32(
+    network: nn.Module, metadata: ModelMetadata, path: Path, scope: ScopeFit | None = None
+) -> None:
     """Export with a dynamic batch axis, attach metadata, validate with onnx.checker."""
     size = metadata.preprocess.size
-    head = ProbabilityHead(network.eval(), metadata.temperature).eval()
+    head = ExportHead(network.eval(), metadata.temperature, scope, has_maps(network)).eval()
     example = torch.zeros(2, 3, size, size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not for users
@@ -53,7 +90,7 @@ def export_fp32(network: nn.Module, metadata: ModelMetadata, path: Path) -> None
             head,
             (example,),
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            output_names=head.output_names(),
             dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
             dynamo=True,
             external_data=False,

@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from brain_tumor_edge.runtime.metrics import accuracy
+from brain_tumor_edge.runtime.outputs import ModelOutput
+
 
 @dataclass(frozen=True)
 class ParityThresholds:
@@ -13,6 +16,10 @@ class ParityThresholds:
     fp32_min_agreement: float = 1.0
     int8_min_agreement: float = 0.99
     int8_max_accuracy_drop: float = 0.005
+    # The extra outputs: int8 must flag (scope > limit) the same images as fp32, and its
+    # class-activation maps must look like fp32's (mean Pearson correlation per map).
+    int8_min_scope_agreement: float = 0.99
+    int8_min_cam_correlation: float = 0.9
 
 
 @dataclass
@@ -26,6 +33,8 @@ class ParityReport:
     int8_agreement: float | None = None
     int8_max_abs_diff: float | None = None
     int8_accuracy: float | None = None
+    int8_scope_agreement: float | None = None
+    int8_cam_correlation: float | None = None
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -64,24 +73,39 @@ class ParityReport:
             )
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in rows]
+        if self.int8_scope_agreement is not None:
+            lines.append(f"int8 vs fp32 scope flag agreement {self.int8_scope_agreement:.4f}")
+        if self.int8_cam_correlation is not None:
+            lines.append(f"int8 vs fp32 activation-map correlation {self.int8_cam_correlation:.4f}")
         lines.append(f"{self.images} check images: " + ("PASSED" if self.passed else "FAILED"))
         lines += [f"  - {failure}" for failure in self.failures]
         return "\n".join(lines)
 
 
 def _accuracy(probabilities: np.ndarray, labels: np.ndarray | None) -> float | None:
-    if labels is None:
-        return None
-    return float((probabilities.argmax(1) == labels).mean())
+    return None if labels is None else accuracy(labels, probabilities)
+
+
+def map_correlation(first: np.ndarray, second: np.ndarray) -> float:
+    """Mean Pearson correlation between corresponding maps (N x classes x h x w)."""
+    a = first.reshape(-1, first.shape[-2] * first.shape[-1]).astype(np.float64)
+    b = second.reshape(a.shape).astype(np.float64)
+    a -= a.mean(1, keepdims=True)
+    b -= b.mean(1, keepdims=True)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return float(np.mean((a * b).sum(1) / np.maximum(norms, 1e-12)))
 
 
 def compare(
     torch_probs: np.ndarray,
-    fp32_probs: np.ndarray,
-    int8_probs: np.ndarray | None,
+    fp32: ModelOutput,
+    int8: ModelOutput | None,
     labels: np.ndarray | None,
     thresholds: ParityThresholds,
+    scope_limit: float | None = None,
 ) -> ParityReport:
+    fp32_probs = fp32.probabilities
+    int8_probs = None if int8 is None else int8.probabilities
     report = ParityReport(
         images=len(torch_probs),
         thresholds=thresholds,
@@ -110,4 +134,17 @@ def compare(
             drop = report.fp32_accuracy - report.int8_accuracy
             if drop > thresholds.int8_max_accuracy_drop:
                 report.failures.append(f"int8 accuracy drop {drop:.4f} > {thresholds.int8_max_accuracy_drop}")
+        if scope_limit is not None and fp32.scope is not None and int8.scope is not None:
+            agreement = float(((fp32.scope > scope_limit) == (int8.scope > scope_limit)).mean())
+            report.int8_scope_agreement = agreement
+            if agreement < thresholds.int8_min_scope_agreement:
+                report.failures.append(
+                    f"int8 scope flag agreement {agreement:.4f} < {thresholds.int8_min_scope_agreement}"
+                )
+        if fp32.cam is not None and int8.cam is not None:
+            correlation = map_correlation(fp32.cam, int8.cam)
+            report.int8_cam_correlation = correlation
+            if correlation < thresholds.int8_min_cam_correlation:
+                minimum = thresholds.int8_min_cam_correlation
+                report.failures.append(f"int8 activation-map correlation {correlation:.4f} < {minimum}")
     return report

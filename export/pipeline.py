@@ -11,15 +11,21 @@ from pathlib import Path
 
 import numpy as np
 
-import runtime
-from export.onnx_export import export_fp32
-from export.parity import ParityReport, ParityThresholds, compare
-from export.quantize import QuantizationConfig, quantize_int8
-from runtime.metadata import ModelMetadata
-from runtime.model import Classifier
-from train.checkpoint import Checkpoint, file_sha256, load_checkpoint, resolve_checkpoint_path
-from train.data import LabelledFiles, load_images, scan_labelled_folder, stratified_subset
-from train.trainer import predict_probabilities
+from brain_tumor_edge import __version__
+from brain_tumor_edge.export.onnx_export import export_fp32
+from brain_tumor_edge.export.parity import ParityReport, ParityThresholds, compare
+from brain_tumor_edge.export.quantize import QuantizationConfig, quantize_int8
+from brain_tumor_edge.export.scope import ScopeConfig, ScopeFit, fit_scope
+from brain_tumor_edge.runtime.metadata import ModelMetadata
+from brain_tumor_edge.runtime.model import Classifier
+from brain_tumor_edge.train.checkpoint import (
+    Checkpoint,
+    file_sha256,
+    load_checkpoint,
+    resolve_checkpoint_path,
+)
+from brain_tumor_edge.train.data import LabelledFiles, load_images, scan_labelled_folder, stratified_subset
+from brain_tumor_edge.train.trainer import load_split, predict_logits, predict_probabilities
 
 
 class ExportError(RuntimeError):
@@ -39,6 +45,7 @@ class ExportConfig:
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     thresholds: ParityThresholds = field(default_factory=ParityThresholds)
     quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
+    scope: ScopeConfig | None = field(default_factory=ScopeConfig)  # None: no scope output
     show_progress: bool = False
 
 
@@ -65,6 +72,33 @@ def _temporary(path: Path) -> Path:
     return path.with_name(path.name + ".unverified")
 
 
+def fit_scope_for(config: ExportConfig, checkpoint: Checkpoint, network) -> ScopeFit:
+    """Fit the scope score on the checkpoint's own training split; set its limit on validation.
+
+    The split is recomputed from the settings recorded in the checkpoint, so the images
+    the limit is chosen on are exactly those the network never trained on.
+    """
+    folder = _training_folder(checkpoint)
+    if folder is None:
+        raise ExportError(
+            "the scope score is fitted on the checkpoint's training folder, which is not available "
+            f"({checkpoint.train_config.get('data')}); run where it is, or pass --no-scope"
+        )
+    recorded = checkpoint.train_config
+    _, train_set, val_set, _ = load_split(
+        folder,
+        checkpoint.preprocess,
+        recorded.get("val_fraction", 0.2),
+        recorded.get("seed", checkpoint.seed or 0),
+        recorded.get("max_images"),
+        config.threads,
+        config.show_progress,
+    )
+    train_features = predict_logits(network, train_set.images, checkpoint.preprocess, features=True)
+    val_features = predict_logits(network, val_set.images, checkpoint.preprocess, features=True)
+    return fit_scope(train_features, train_set.labels, val_features, config.scope)
+
+
 def build_metadata(checkpoint: Checkpoint, checkpoint_path: Path) -> ModelMetadata:
     return ModelMetadata(
         class_names=checkpoint.class_names,
@@ -76,7 +110,7 @@ def build_metadata(checkpoint: Checkpoint, checkpoint_path: Path) -> ModelMetada
         metrics=checkpoint.metrics,
         checkpoint_sha256=file_sha256(checkpoint_path),
         created=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
-        tool_version=runtime.__version__,
+        tool_version=__version__,
     )
 
 
@@ -127,8 +161,7 @@ def run_export(config: ExportConfig) -> ExportResult:
         raise ExportError(str(exc)) from None
     if config.out.suffix != ".onnx":
         raise ExportError(f"--out must end in .onnx: {config.out}")
-    if not config.out.parent.is_dir():
-        raise ExportError(f"folder for --out does not exist: {config.out.parent}")
+    config.out.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = load_checkpoint(checkpoint_path)
     calibration_files, check_files = _select_files(config, checkpoint)
     metadata = build_metadata(checkpoint, checkpoint_path)
@@ -153,7 +186,10 @@ def _export_and_check(
     fp32_path, int8_path = config.out, int8_path_for(config.out)
     fp32_tmp, int8_tmp = _temporary(fp32_path), _temporary(int8_path)
     network = checkpoint.build_model()
-    export_fp32(network, metadata, fp32_tmp)
+    scope = fit_scope_for(config, checkpoint, network) if config.scope else None
+    if scope is not None:
+        metadata = replace(metadata, scope=scope.record)
+    export_fp32(network, metadata, fp32_tmp, scope)
 
     # Reference and exported models see the same uint8 images: the network through the
     # checkpoint's preprocessing, the ONNX file through the settings in its own metadata.
@@ -164,10 +200,10 @@ def _export_and_check(
     if fp32_model.metadata.preprocess != checkpoint.preprocess:
         # Decode as bt-classify will, from the model's own metadata: a mistake there fails the gate.
         runtime_images, _ = load_images(check_files, fp32_model.metadata.preprocess, config.threads)
-    fp32_probs = fp32_model.predict(runtime_images.images)
+    fp32_out = fp32_model.run(runtime_images.images)
 
     int8_model = None
-    int8_probs = None
+    int8_out = None
     if config.quantize and calibration_files is not None:
         calibration, _ = load_images(
             calibration_files, checkpoint.preprocess, config.threads, config.show_progress
@@ -175,9 +211,10 @@ def _export_and_check(
         int8_metadata = replace(metadata, precision="int8")
         quantize_int8(fp32_tmp, int8_tmp, calibration.images, int8_metadata, config.quantization)
         int8_model = Classifier(int8_tmp, config.threads)
-        int8_probs = int8_model.predict(runtime_images.images)
+        int8_out = int8_model.run(runtime_images.images)
 
-    report = compare(torch_probs, fp32_probs, int8_probs, check.labels, config.thresholds)
+    limit = metadata.scope_limit
+    report = compare(torch_probs, fp32_out, int8_out, check.labels, config.thresholds, limit)
     parity_path = parity_path_for(config.out)
     sizes = {"fp32_bytes": fp32_tmp.stat().st_size}
     speed = {"fp32": measure_images_per_second(fp32_model, check.images[:32])}

@@ -28,9 +28,9 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from export.onnx_export import save_sealed, write_metadata
-from runtime.metadata import ModelMetadata
-from runtime.preprocess import normalize
+from brain_tumor_edge.export.onnx_export import save_sealed, write_metadata
+from brain_tumor_edge.runtime.metadata import ModelMetadata
+from brain_tumor_edge.runtime.preprocess import normalize
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,8 @@ package, never the reverse.
 
 import os
 
-from runtime.image_header import MAX_PIXELS
+from brain_tumor_edge.runtime.image_header import MAX_PIXELS
 
 # OpenCV's own guard against huge images, for formats whose header we do not parse
 # (TIFF); it must be set before cv2 is first imported.
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
-
-__version__ = "0.1.0"

@@ -1,5 +1,5 @@
-"""`python -m runtime FOLDER --csv OUT.csv`, the same as `bt-classify`."""
+"""`python -m brain_tumor_edge.runtime FOLDER --csv OUT.csv`, the same as `bt-classify`."""
 
-from runtime.cli import main
+from brain_tumor_edge.runtime.cli import main
 
 main()

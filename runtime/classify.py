@@ -1,7 +1,13 @@
-"""Batch classification: decode in a thread pool while the previous batch runs in onnxruntime."""
+"""Batch classification: decode in a thread pool while the previous batch runs in onnxruntime.
+
+`decode_file` is the one boundary where whatever goes wrong with one file becomes that
+file's error, and `Classification` is the one path from files to results: the CLI, the
+Python API and the benchmarks all go through them.
+"""
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -11,25 +17,79 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.dicom import DICOM_SUFFIXES, NotAnImage, looks_like_dicom, read_dicom
-from runtime.errors import ImageError
-from runtime.model import Classifier
-from runtime.preprocess import PreprocessConfig, load_image, resize_chw
+from brain_tumor_edge.runtime.dicom import (
+    DICOM_SUFFIXES,
+    PREAMBLE_LENGTH,
+    NotAnImage,
+    dicom_byte_limit,
+    looks_like_dicom,
+    read_dicom,
+)
+from brain_tumor_edge.runtime.errors import ImageError
+from brain_tumor_edge.runtime.files import read_head, read_input
+from brain_tumor_edge.runtime.model import Classifier
+from brain_tumor_edge.runtime.outputs import ModelOutput
+from brain_tumor_edge.runtime.preprocess import PreprocessConfig, decode_image, resize_chw
+from brain_tumor_edge.runtime.scope import (
+    SEPARATOR,
+    confidence_reason,
+    image_reasons,
+    is_out_of_scope,
+    scope_reason,
+)
 
 
 @dataclass(frozen=True)
 class ImageResult:
+    """One CSV row: an image (or a DICOM frame) and what the model says of it."""
+
     name: str  # the file's path; frames of a multi-frame DICOM add "#<frame>"
     probabilities: np.ndarray | None  # None when the image could not be classified
     error: str = ""
     fields: dict[str, str] = field(default_factory=dict)  # --dicom-fields values
+    reasons: tuple[str, ...] = ()  # why a person should look (runtime/scope.py)
+    scope: float | None = None  # the model's scope score, where it has one
+    cam: np.ndarray | None = None  # classes x h x w activation maps, where the model has them
+    class_names: tuple[str, ...] = ()
+
+    @property
+    def out_of_scope(self) -> bool:
+        return is_out_of_scope(self.reasons)
+
+    @property
+    def review(self) -> str:
+        return SEPARATOR.join(self.reasons)
+
+    @property
+    def prediction(self) -> str:
+        """The class, or "" when failed or out of scope (not something the model knows)."""
+        if self.probabilities is None or self.out_of_scope:
+            return ""
+        return self.class_names[int(self.probabilities.argmax())]
+
+    @property
+    def confidence(self) -> float | None:
+        if self.probabilities is None or self.out_of_scope:
+            return None
+        return float(self.probabilities.max())
+
+
+@dataclass(frozen=True)
+class Item:
+    """One decoded image (or the reason there is none), waiting for the model."""
+
+    name: str
+    image: np.ndarray | None  # 3 x S x S uint8
+    error: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Decoded:
     """What one file turned into: images (or errors) to classify, or a reason to skip it."""
 
-    items: list[tuple[str, np.ndarray | None, str, dict[str, str]]]
+    items: list[Item]
     skipped: str = ""  # a DICOM object without pixels: counted, no row
 
 
@@ -38,47 +98,52 @@ def _unreadable(path: Path, exc: OSError) -> str:
     return f"unreadable file ({reason or type(exc).__name__})"
 
 
-def read_and_preprocess(path: Path, config: PreprocessConfig) -> tuple[np.ndarray | None, str]:
-    """One image file -> (3xSxS uint8, "") or (None, short reason). Never raises for a bad file."""
-    try:
-        # Read bytes ourselves: cv2.imread cannot open non-ASCII paths on every platform.
-        data = path.read_bytes()
-    except OSError as exc:
-        return None, _unreadable(path, exc)
-    return _preprocess_bytes(data, config)
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _preprocess_bytes(data: bytes, config: PreprocessConfig) -> tuple[np.ndarray | None, str]:
-    try:
-        return load_image(data, config), ""
-    except ImageError as exc:
-        return None, str(exc)
-    except Exception as exc:  # an OpenCV codec failure must not end the batch
-        return None, f"decode failed ({type(exc).__name__})"
+def decode_array(image: np.ndarray, config: PreprocessConfig, name: str = "<array>") -> Item:
+    """A decoded HxWx3 uint8 image (in the model's channel order) -> an Item with its input checks."""
+    return Item(name, resize_chw(image, config), reasons=tuple(image_reasons(image)))
 
 
-def decode_file(path: Path, config: PreprocessConfig, dicom_fields: tuple[str, ...] = ()) -> Decoded:
-    """Any input file -> Decoded; DICOM is recognised by content, or by a .dcm suffix."""
+def _decode(path: Path, config: PreprocessConfig, dicom_fields: tuple[str, ...]) -> Decoded:
     name = str(path)
+    is_dicom = path.suffix.lower() in DICOM_SUFFIXES or looks_like_dicom(read_head(path, PREAMBLE_LENGTH))
+    if not is_dicom:
+        # Read bytes ourselves: cv2.imread cannot open non-ASCII paths on every platform.
+        data = read_input(path)
+        return Decoded([decode_array(decode_image(data, config.channel_order), config, name)])
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return Decoded([(name, None, _unreadable(path, exc), {})])
-    if not (looks_like_dicom(data) or path.suffix.lower() in DICOM_SUFFIXES):
-        image, error = _preprocess_bytes(data, config)
-        return Decoded([(name, image, error, {})])
-    try:
-        dicom = read_dicom(data, dicom_fields)
+        dicom = read_dicom(read_input(path, dicom_byte_limit(path)), dicom_fields)
     except NotAnImage as exc:
         return Decoded([], skipped=str(exc))
-    except ImageError as exc:
-        return Decoded([(name, None, str(exc), {})])
     items = []
     for index, frame in enumerate(dicom.frames):
         label = name if len(dicom.frames) == 1 else f"{name}#{index}"
-        image = resize_chw(np.repeat(frame[:, :, None], 3, axis=2), config)
-        items.append((label, image, "", dicom.fields))
+        rgb = np.repeat(frame[:, :, None], 3, axis=2)
+        reasons = tuple(dicom.reasons) + tuple(image_reasons(rgb))
+        items.append(Item(label, resize_chw(rgb, config), "", dicom.fields, reasons))
     return Decoded(items)
+
+
+def decode_file(path: Path, config: PreprocessConfig, dicom_fields: tuple[str, ...] = ()) -> Decoded:
+    """Any input file -> Decoded; never raises for a bad file (the per-file error boundary).
+
+    DICOM is recognised by content, or by a .dcm suffix. Whatever fails while reading,
+    parsing or decoding (any exception type, from any library) becomes an error row.
+    """
+    try:
+        return _decode(path, config, dicom_fields)
+    except ImageError as exc:
+        return Decoded([Item(str(path), None, str(exc))])
+    except OSError as exc:
+        return Decoded([Item(str(path), None, _unreadable(path, exc))])
+    except MemoryError:
+        return Decoded([Item(str(path), None, "not enough memory to decode")])
+    except Exception as exc:  # a codec's own failure must not end the batch
+        return Decoded([Item(str(path), None, f"decode failed ({_short(exc)})")])
 
 
 def _batches(paths: Iterable[Path], size: int) -> Iterator[list[Path]]:
@@ -87,20 +152,28 @@ def _batches(paths: Iterable[Path], size: int) -> Iterator[list[Path]]:
         yield batch
 
 
+@dataclass(frozen=True)
+class Settings:
+    """How a folder is classified; `bt-classify`'s options default to these."""
+
+    batch_size: int = 32
+    # Decoding threads: OpenCV and pydicom release the GIL, so threads decode in parallel.
+    decode_workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
+    dicom_fields: tuple[str, ...] = ()
+    # Below this calibrated confidence a row gets the "low confidence" review reason.
+    min_confidence: float | None = 0.5
+
+
 class Classification:
     """Streams results for a sequence of files, in order; counts the files it skipped."""
 
-    def __init__(
-        self,
-        classifier: Classifier,
-        batch_size: int = 32,
-        decode_workers: int = 2,
-        dicom_fields: tuple[str, ...] = (),
-    ) -> None:
+    def __init__(self, classifier: Classifier, settings: Settings | None = None) -> None:
         self.classifier = classifier
-        self.batch_size = batch_size
-        self.decode_workers = decode_workers
-        self.dicom_fields = dicom_fields
+        settings = settings or Settings()
+        self.batch_size = settings.batch_size
+        self.decode_workers = settings.decode_workers
+        self.dicom_fields = settings.dicom_fields
+        self.min_confidence = settings.min_confidence
         self.skipped: dict[str, int] = {}
 
     def run(self, paths: Iterable[Path]) -> Iterator[ImageResult]:
@@ -125,29 +198,32 @@ class Classification:
                         self.skipped[outcome.skipped] = self.skipped.get(outcome.skipped, 0) + 1
                 items = [item for outcome in decoded for item in outcome.items]
                 for start in range(0, len(items), self.batch_size):
-                    yield from self._classify(items[start : start + self.batch_size])
+                    yield from self.classify_items(items[start : start + self.batch_size])
 
-    def _classify(
-        self, items: list[tuple[str, np.ndarray | None, str, dict[str, str]]]
-    ) -> Iterator[ImageResult]:
-        good = [index for index, item in enumerate(items) if item[1] is not None]
-        probabilities: dict[int, np.ndarray] = {}
+    def classify_items(self, items: list[Item]) -> Iterator[ImageResult]:
+        """Run the model on the decoded items and attach every review reason."""
+        good = [index for index, item in enumerate(items) if item.image is not None]
+        outputs: dict[int, ModelOutput] = {}
         model_error = ""
         if good:
             try:
-                output = self.classifier.predict(np.stack([items[i][1] for i in good]))
-                probabilities = dict(zip(good, output, strict=True))
+                batch = self.classifier.run(np.stack([items[i].image for i in good]))
+                outputs = {index: batch[row] for row, index in enumerate(good)}
             except Exception as exc:
                 model_error = f"model failed ({type(exc).__name__})"
-        for index, (name, _, error, fields) in enumerate(items):
-            if index in probabilities:
-                yield ImageResult(name, probabilities[index], fields=fields)
-            else:
-                yield ImageResult(name, None, error or model_error, fields)
-
-
-def classify_paths(
-    paths: Iterable[Path], classifier: Classifier, batch_size: int = 32, decode_workers: int = 2
-) -> Iterator[ImageResult]:
-    """Convenience wrapper: results for `paths` with default settings."""
-    return Classification(classifier, batch_size, decode_workers).run(paths)
+        names = self.classifier.class_names
+        limit = self.classifier.metadata.scope_limit if self.classifier.has_scope else None
+        for index, item in enumerate(items):
+            if index not in outputs:
+                yield ImageResult(item.name, None, item.error or model_error, item.fields, class_names=names)
+                continue
+            output = outputs[index]
+            reasons = list(item.reasons)
+            score = None if output.scope is None else float(output.scope)
+            if score is not None and limit is not None:
+                reasons += scope_reason(score, limit)
+            if not is_out_of_scope(reasons):
+                reasons += confidence_reason(float(output.probabilities.max()), self.min_confidence)
+            yield ImageResult(
+                item.name, output.probabilities, "", item.fields, tuple(reasons), score, output.cam, names
+            )

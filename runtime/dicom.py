@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runtime.errors import ImageError
-from runtime.image_header import MAX_PIXELS
+from brain_tumor_edge.runtime.errors import ImageError
+from brain_tumor_edge.runtime.image_header import MAX_PIXELS
 
 PREAMBLE_LENGTH = 132
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
@@ -53,6 +53,79 @@ def looks_like_dicom(head: bytes) -> bool:
 class DicomImage:
     frames: list[np.ndarray]  # HxW uint8 each
     fields: dict[str, str] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)  # out-of-scope reasons from the header
+
+
+def _pydicom():
+    try:
+        import pydicom
+    except ImportError:
+        raise ImageError(INSTALL_HINT) from None
+    return pydicom
+
+
+def _read_dataset(source, stop_before_pixels: bool = False):
+    """Part 10 with or without preamble or file meta, as real archives hold them (force=True)."""
+    pydicom = _pydicom()
+    try:
+        # defer_size: a header read never loads a huge element (a malformed length) whole.
+        defer = "1 MB" if stop_before_pixels else None
+        return pydicom.dcmread(source, force=True, stop_before_pixels=stop_before_pixels, defer_size=defer)
+    except Exception as exc:  # pydicom raises many types for malformed files
+        raise ImageError(f"unreadable DICOM ({type(exc).__name__})") from exc
+
+
+def _number(dataset, name: str, default: int) -> int:
+    """An integer element; text or junk in it is a short error, not a traceback."""
+    try:
+        value = dataset.get(name, default)
+        return default if value in (None, "") else int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ImageError(f"malformed DICOM element {name}") from None
+
+
+def _declared_pixels(dataset) -> tuple[int, int, int, int]:
+    return (
+        _number(dataset, "Rows", 0),
+        _number(dataset, "Columns", 0),
+        _number(dataset, "NumberOfFrames", 1) or 1,
+        _number(dataset, "SamplesPerPixel", 1) or 1,
+    )
+
+
+def dicom_byte_limit(path) -> int:
+    """The largest file size the header makes plausible: the raw pixel bytes it declares
+    (uncompressed; compressed data is smaller) plus 1 MiB of elements. Read from the
+    header alone, so a multi-gigabyte file is refused before it is read."""
+    with open(path, "rb") as handle:
+        dataset = _read_dataset(handle, stop_before_pixels=True)
+    rows, columns, frames, samples = _declared_pixels(dataset)
+    _check_pixel_budget(rows, columns, frames)
+    bits = _number(dataset, "BitsAllocated", 16) or 16
+    return rows * columns * frames * samples * max(1, bits // 8) + (1 << 20)
+
+
+def _check_pixel_budget(rows: int, columns: int, frames: int) -> None:
+    # A whole series may be several slices' worth of one image's pixel budget.
+    if rows * columns * frames > MAX_PIXELS * 4:
+        raise ImageError(f"DICOM too large ({frames} frames of {columns}x{rows})")
+
+
+def _ensure_transfer_syntax(dataset) -> None:
+    """Files without file meta lack a transfer syntax; infer it from how they were read."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(dataset, "file_meta", None)
+    if meta is None:
+        meta = dataset.file_meta = FileMetaDataset()
+    if "TransferSyntaxUID" in meta:
+        return
+    implicit, little = dataset.original_encoding
+    if implicit:
+        meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    else:
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
 
 
 def _first(value) -> float:
@@ -87,37 +160,37 @@ def _min_max(values: np.ndarray) -> np.ndarray:
     return np.zeros(values.shape) if high <= low else (values - low) / (high - low)
 
 
+def _text(dataset, name: str) -> str:
+    try:
+        return str(dataset.get(name, "") or "")
+    except Exception:  # a malformed value: treat as absent
+        return ""
+
+
 def read_dicom(data: bytes, fields: tuple[str, ...] = ()) -> DicomImage:
     """Decode every frame of a DICOM file; raises NotAnImage or ImageError."""
-    try:
-        import pydicom
-        from pydicom.errors import InvalidDicomError
-    except ImportError:
-        raise ImageError(INSTALL_HINT) from None
-    try:
-        dataset = pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, ValueError, EOFError, OSError) as exc:
-        raise ImageError(f"unreadable DICOM ({type(exc).__name__})") from exc
+    from brain_tumor_edge.runtime.scope import channel_difference, colour_reason, dicom_reasons
+
+    dataset = _read_dataset(io.BytesIO(data))
     if "DirectoryRecordSequence" in dataset:
         raise NotAnImage("DICOMDIR")
     if "PixelData" not in dataset:
-        raise NotAnImage(f"DICOM without pixel data ({dataset.get('Modality', 'unknown modality')})")
-    rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
-    frame_count = int(dataset.get("NumberOfFrames", 1) or 1)
-    # A whole series may be several slices' worth of one image's pixel budget.
-    if rows * columns * frame_count > MAX_PIXELS * 4:
-        raise ImageError(f"DICOM too large ({frame_count} frames of {columns}x{rows})")
+        raise NotAnImage(f"DICOM without pixel data ({_text(dataset, 'Modality') or 'unknown modality'})")
+    rows, columns, frame_count, samples = _declared_pixels(dataset)
+    _check_pixel_budget(rows, columns, frame_count)
+    _ensure_transfer_syntax(dataset)
     try:
         pixels = dataset.pixel_array
     except Exception as exc:  # missing codec, corrupt stream: each a different type
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise ImageError(f"DICOM pixel data not decodable: {reason}") from exc
-    samples = int(dataset.get("SamplesPerPixel", 1))
     if frame_count == 1:
         pixels = pixels[None]
-    if samples == 3:
-        # Colour DICOM (rare for MRI): keep it as a grey image, the model's input domain.
-        pixels = pixels.mean(axis=-1)
+    reasons = dicom_reasons(_text(dataset, "Modality"), _text(dataset, "SOPClassUID"))
+    if samples == 3 and pixels.ndim == 4:
+        # Colour DICOM (ultrasound, screenshots): grey for the model, flagged when truly colour.
+        reasons += colour_reason(channel_difference(pixels))
+        pixels = pixels.astype(np.float32).mean(axis=-1)
     frames = [_to_uint8(frame, dataset) for frame in pixels]
-    kept = {name: str(dataset.get(name, "")) for name in fields}
-    return DicomImage(frames, kept)
+    kept = {name: _text(dataset, name) for name in fields}
+    return DicomImage(frames, kept, reasons)

@@ -1,16 +1,32 @@
-"""Which files in a folder are images, in a stable order."""
+"""Which files in a folder are inputs, in a stable order, and reading them safely.
+
+The walk opens regular files only (or links to them): FIFOs, sockets and device nodes
+are counted and never read, because opening a FIFO blocks until someone writes to it.
+Each real directory (device, inode) is walked once, so a link back to an ancestor ends
+instead of looping, and a folder reached by two routes is not classified twice. Links to
+folders outside the root are followed, once each.
+
+Reads are bounded: `read_input` refuses a file larger than its cap before reading it
+whole, and re-checks the file it actually opened (it may have changed since the listing).
+"""
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from runtime.dicom import DICOM_SUFFIXES, PREAMBLE_LENGTH, looks_like_dicom
+from brain_tumor_edge.runtime.dicom import DICOM_SUFFIXES, PREAMBLE_LENGTH, looks_like_dicom
+from brain_tumor_edge.runtime.errors import ImageError
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
 )
+# Ordinary image files above this are refused unread: a 8000 x 8000 pixel slice (the
+# decoder's own cap, MAX_PIXELS) compresses far below it. DICOM has its own cap, from the
+# size its header declares (runtime/dicom.py).
+MAX_IMAGE_BYTES = 128 * 1024 * 1024
 
 
 def is_input_file(path: Path) -> bool:
@@ -21,10 +37,40 @@ def is_input_file(path: Path) -> bool:
     if suffix and not suffix[1:].isdigit():  # DICOM exports are often named 1.2.840.113619...
         return False
     try:
-        with open(path, "rb") as handle:
-            return looks_like_dicom(handle.read(PREAMBLE_LENGTH))
-    except OSError:
+        return looks_like_dicom(read_head(path, PREAMBLE_LENGTH))
+    except (OSError, ImageError):
         return False
+
+
+def _open_regular(path: Path) -> int:
+    """A file descriptor for a regular file; never blocks on a FIFO or device."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise ImageError("not a regular file")
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def read_head(path: Path, size: int) -> bytes:
+    descriptor = _open_regular(path)
+    with os.fdopen(descriptor, "rb") as handle:
+        return handle.read(size)
+
+
+def read_input(path: Path, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
+    """The whole file, if it is a regular file of at most `max_bytes`; else ImageError/OSError."""
+    descriptor = _open_regular(path)
+    with os.fdopen(descriptor, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > max_bytes:
+            raise ImageError(f"file too large ({size / 2**20:.0f} MiB, limit {max_bytes / 2**20:.0f} MiB)")
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:  # grew while we read it
+        raise ImageError("file changed while it was read")
+    return data
 
 
 class FolderWalk:
@@ -39,13 +85,21 @@ class FolderWalk:
         self.folder = Path(folder)
         self.recursive = recursive
         self.ignored = 0  # files that are neither images nor DICOM
+        self.special = 0  # FIFOs, sockets, devices: never opened
+        self._seen: set[tuple[int, int]] = set()
 
     def __iter__(self) -> Iterator[Path]:
-        self.ignored = 0
+        self.ignored = self.special = 0
+        self._seen = set()
         return self._walk(self.folder)
 
     def _walk(self, folder: Path) -> Iterator[Path]:
         try:
+            identity = os.stat(folder)
+            key = (identity.st_dev, identity.st_ino)
+            if key in self._seen:
+                return  # a link cycle, or a folder reached by a second route
+            self._seen.add(key)
             # Names only (not DirEntry objects, ~4x larger): a 20,000-file folder is held
             # sorted in ~1.5 MB while it is walked.
             names = sorted(os.listdir(folder))
@@ -54,14 +108,21 @@ class FolderWalk:
         for name in names:
             path = folder / name
             try:
-                is_dir = path.is_dir()
+                mode = os.stat(path).st_mode  # follows links
             except OSError:
-                is_dir = False
-            if is_dir:
+                mode = None  # a broken link or a file that vanished: an error row
+            if mode is not None and stat.S_ISDIR(mode):
                 if self.recursive:
                     yield from self._walk(path)
+            elif mode is not None and not stat.S_ISREG(mode):
+                self.special += 1
             elif name.upper() == "DICOMDIR":
                 self.ignored += 1  # an index of the other files, not an image
+            elif mode is None:
+                if path.suffix.lower() in IMAGE_EXTENSIONS | DICOM_SUFFIXES:
+                    yield path
+                else:
+                    self.ignored += 1
             elif is_input_file(path):
                 yield path
             else:

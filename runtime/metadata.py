@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from runtime.errors import ModelError
-from runtime.preprocess import PreprocessConfig
+from brain_tumor_edge.runtime.errors import ModelError
+from brain_tumor_edge.runtime.preprocess import PreprocessConfig
 
 _PREFIX = "bt."
 
@@ -28,6 +28,13 @@ class ModelMetadata:
     checkpoint_sha256: str = ""
     created: str = ""
     tool_version: str = ""
+    # The scope score's method, limit and the figures the limit was chosen on (see
+    # export/scope.py); empty for models exported without a `scope` output.
+    scope: dict = field(default_factory=dict)
+
+    @property
+    def scope_limit(self) -> float | None:
+        return float(self.scope["limit"]) if "limit" in self.scope else None
 
     def to_props(self) -> dict[str, str]:
         values = {
@@ -41,6 +48,7 @@ class ModelMetadata:
             "checkpoint_sha256": self.checkpoint_sha256,
             "created": self.created,
             "tool_version": self.tool_version,
+            "scope": json.dumps(self.scope, sort_keys=True),
         }
         return {_PREFIX + key: value for key, value in values.items()}
 
@@ -62,6 +70,7 @@ class ModelMetadata:
                 checkpoint_sha256=values.get("checkpoint_sha256", ""),
                 created=values.get("created", ""),
                 tool_version=values.get("tool_version", ""),
+                scope=json.loads(values.get("scope") or "{}"),
             )
         except (ValueError, TypeError, KeyError) as exc:
             raise ModelError(f"model metadata is malformed ({exc})") from exc

@@ -14,6 +14,14 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
     return matrix
 
 
+def accuracy(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """Share of rows whose most probable class is the label (0.0 for no rows)."""
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        return 0.0
+    return float((np.asarray(probabilities).argmax(axis=1) == labels).mean())
+
+
 def classification_report(labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]) -> dict:
     """Accuracy, per-class precision/recall/F1/support and the confusion matrix, JSON-ready."""
     labels = np.asarray(labels)

@@ -9,17 +9,18 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from runtime.errors import ModelError
-from runtime.integrity import CHECKSUM_KEY, ChecksumError, verify
-from runtime.metadata import ModelMetadata
-from runtime.preprocess import normalize
+from brain_tumor_edge.runtime.errors import ModelError
+from brain_tumor_edge.runtime.integrity import CHECKSUM_KEY, ChecksumError, verify
+from brain_tumor_edge.runtime.metadata import ModelMetadata
+from brain_tumor_edge.runtime.outputs import CAM, KNOWN, PROBABILITIES, SCOPE, ModelOutput
+from brain_tumor_edge.runtime.preprocess import normalize
 
 DEFAULT_MODEL_NAME = "default.int8.onnx"
 
 
 def default_model_path() -> Path:
     """The model shipped inside the package (see runtime/models/README.md)."""
-    return Path(str(resources.files("runtime") / "models" / DEFAULT_MODEL_NAME))
+    return Path(str(resources.files("brain_tumor_edge.runtime") / "models" / DEFAULT_MODEL_NAME))
 
 
 def session_options(threads: int | None) -> ort.SessionOptions:
@@ -62,9 +63,15 @@ class Classifier:
                 raise ModelError(f"{reason}; reinstall or re-export it") from None
         self.metadata = ModelMetadata.from_props(props)
         inputs = self.session.get_inputs()
-        outputs = self.session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelError(f"{path} is not one of ours (expects one input and one output)")
+        outputs = [output.name for output in self.session.get_outputs()]
+        # Older exports have one unnamed-by-convention output: the probabilities.
+        if len(outputs) == 1:
+            outputs = [PROBABILITIES]
+        if len(inputs) != 1 or outputs[0] != PROBABILITIES or not set(outputs) <= set(KNOWN):
+            raise ModelError(f"{path} is not one of ours (expects one input and outputs {', '.join(KNOWN)})")
+        self.output_names = outputs
+        self.has_scope = SCOPE in outputs and self.metadata.scope_limit is not None
+        self.has_maps = CAM in outputs
         self.input_name = inputs[0].name
         shape = inputs[0].shape
         size = self.metadata.preprocess.size
@@ -75,11 +82,15 @@ class Classifier:
     def class_names(self) -> tuple[str, ...]:
         return self.metadata.class_names
 
-    def predict_normalized(self, batch: np.ndarray) -> np.ndarray:
-        """float32 Nx3xSxS (already normalised) -> N x classes probabilities."""
-        (probs,) = self.session.run(None, {self.input_name: batch})
-        return probs
+    def run(self, batch: np.ndarray) -> ModelOutput:
+        """uint8 Nx3xSxS (as `load_image` gives) -> every output the model has."""
+        outputs = self.session.run(None, {self.input_name: self.normalize(batch)})
+        values = dict(zip(self.output_names, outputs, strict=True))
+        return ModelOutput(values[PROBABILITIES], values.get(SCOPE), values.get(CAM))
+
+    def normalize(self, batch: np.ndarray) -> np.ndarray:
+        return normalize(batch, self.metadata.preprocess)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """uint8 Nx3xSxS (as `load_image` gives) -> N x classes probabilities."""
-        return self.predict_normalized(normalize(batch, self.metadata.preprocess))
+        """uint8 Nx3xSxS -> N x classes probabilities."""
+        return self.run(batch).probabilities

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from runtime.errors import ImageError
-from runtime.image_header import check_header
+from brain_tumor_edge.runtime.errors import ImageError
+from brain_tumor_edge.runtime.image_header import check_header
 
 _INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 
@@ -29,6 +29,14 @@ class PreprocessConfig:
     scale: float = 1.0 / 255.0
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    # MR slices are grey: converting to grey (luma, copied to three channels) removes the
+    # colour tints some exports carry, a cue of the source rather than of the anatomy.
+    grayscale: bool = False
+    # "fixed": pixel * scale. "percentile": per image, the low..high percentiles of its own
+    # values map to 0..1 (clipped), so a scanner's or exporter's intensity range and
+    # windowing stop being a cue; `scale` is then unused.
+    intensity: str = "fixed"
+    percentiles: tuple[float, float] = (0.5, 99.5)
 
     def __post_init__(self) -> None:
         if self.channel_order not in ("RGB", "BGR"):
@@ -37,15 +45,26 @@ class PreprocessConfig:
             raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATIONS)}")
         if self.size < 8:
             raise ValueError("size must be at least 8 pixels")
+        if self.intensity not in ("fixed", "percentile"):
+            raise ValueError(f"intensity must be fixed or percentile, not {self.intensity!r}")
+        low, high = self.percentiles
+        if not 0.0 <= low < high <= 100.0:
+            raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, not {self.percentiles}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> PreprocessConfig:
-        raw = json.loads(text)
-        raw["mean"] = tuple(raw["mean"])
-        raw["std"] = tuple(raw["std"])
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> PreprocessConfig:
+        """Older models lack the newer keys: their defaults reproduce what those models saw."""
+        raw = dict(raw)
+        for key in ("mean", "std", "percentiles"):
+            if key in raw:
+                raw[key] = tuple(raw[key])
         return cls(**raw)
 
 
@@ -100,7 +119,7 @@ def decode_image(data: bytes, channel_order: str = "RGB") -> np.ndarray:
 
 
 def resize_chw(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
-    """Resize an HxWx3 uint8 image to the network's square input, as 3xSxS uint8.
+    """Resize an HxWx3 uint8 image to the network's square input, as 3xSxS uint8 (grey if asked).
 
     Non-square images are stretched, not padded: the training copy of the dataset
     was made by stretching the originals to 224x224, so stretching matches it.
@@ -108,6 +127,10 @@ def resize_chw(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     resized = cv2.resize(
         image, (config.size, config.size), interpolation=_INTERPOLATIONS[config.interpolation]
     )
+    if config.grayscale:
+        code = cv2.COLOR_RGB2GRAY if config.channel_order == "RGB" else cv2.COLOR_BGR2GRAY
+        grey = cv2.cvtColor(resized, code)
+        return np.ascontiguousarray(np.broadcast_to(grey, (3, *grey.shape)))
     return np.ascontiguousarray(resized.transpose(2, 0, 1))
 
 
@@ -116,12 +139,36 @@ def load_image(data: bytes, config: PreprocessConfig) -> np.ndarray:
     return resize_chw(decode_image(data, config.channel_order), config)
 
 
+def image_percentiles(batch: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
+    """N x 2 float32: the low and high percentile of each uint8 image's values.
+
+    Counted from a 256-bin histogram per image (exact for uint8, and far cheaper than
+    sorting): the lowest value whose cumulative share reaches the percentile.
+    """
+    count = len(batch)
+    flat = batch.reshape(count, -1)
+    offsets = (np.arange(count, dtype=np.int64) * 256)[:, None]
+    histogram = np.bincount((flat + offsets).ravel(), minlength=count * 256).reshape(count, 256)
+    cumulative = np.cumsum(histogram, axis=1) / flat.shape[1]
+    return np.stack(
+        [(cumulative < p / 100.0).sum(axis=1).clip(0, 255) for p in percentiles], axis=1
+    ).astype(np.float32)
+
+
 def normalize(batch: np.ndarray, config: PreprocessConfig) -> np.ndarray:
-    """Nx3xSxS uint8 -> float32 network input: pixel * scale, then (x - mean) / std."""
+    """Nx3xSxS uint8 -> float32 network input: intensity scaling, then (x - mean) / std."""
     mean = np.asarray(config.mean, np.float32).reshape(1, 3, 1, 1)
     inv_std = 1.0 / np.asarray(config.std, np.float32).reshape(1, 3, 1, 1)
     out = batch.astype(np.float32)
-    out *= np.float32(config.scale)
+    if config.intensity == "percentile":
+        bounds = image_percentiles(batch, config.percentiles)
+        low = bounds[:, 0].reshape(-1, 1, 1, 1)
+        span = np.maximum(bounds[:, 1] - bounds[:, 0], 1.0).reshape(-1, 1, 1, 1)
+        out -= low
+        out /= span
+        np.clip(out, 0.0, 1.0, out=out)
+    else:
+        out *= np.float32(config.scale)
     out -= mean
     out *= inv_std
     return out

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from runtime.classify import ImageResult
+from brain_tumor_edge.runtime.classify import ImageResult
+from brain_tumor_edge.runtime.scope import OUT_OF_SCOPE
 
 # Spreadsheets run a cell that starts with one of these as a formula.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -29,16 +31,22 @@ def spreadsheet_safe(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def csv_columns(class_names: Sequence[str], extra: Sequence[str] = (), review: bool = False) -> list[str]:
-    """The fixed columns, `needs_review` with --min-confidence, then any --dicom-fields."""
+def csv_columns(class_names: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
+    """The fixed columns, then any --dicom-fields."""
     probabilities = (f"p_{name}" for name in class_names)
-    flag = ["needs_review"] if review else []
-    return ["path", "prediction", "confidence", *probabilities, "error", *flag, *extra]
+    return ["path", "prediction", "confidence", *probabilities, "review", "error", *extra]
 
 
-def needs_review(result: ImageResult, min_confidence: float) -> bool:
-    """Classified, but less confident than the user asked for."""
-    return result.probabilities is not None and float(result.probabilities.max()) < min_confidence
+def result_row(result: ImageResult, class_names: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
+    """A result as CSV cells (the Ray path writes the very same cells)."""
+    if result.probabilities is None:
+        probabilities = [""] * len(class_names)
+    else:
+        probabilities = [f"{p:.6f}" for p in result.probabilities]
+    confidence = "" if result.confidence is None else f"{result.confidence:.6f}"
+    cells = [result.name, result.prediction, confidence, *probabilities, result.review, result.error]
+    cells += [result.fields.get(name, "") for name in extra]
+    return [spreadsheet_safe(cell) for cell in cells]
 
 
 def partial_path(target: Path) -> Path:
@@ -58,20 +66,21 @@ class CsvReport:
         class_names: Sequence[str],
         resume: bool = False,
         extra: Sequence[str] = (),
-        min_confidence: float | None = None,
     ) -> None:
         self.target = Path(target)
-        self.min_confidence = min_confidence
         self.class_names = tuple(class_names)
         self.extra = tuple(extra)
-        self.columns = csv_columns(self.class_names, self.extra, review=min_confidence is not None)
+        self.columns = csv_columns(self.class_names, self.extra)
         self.partial = partial_path(self.target)
         self.resume = resume
         self.done: set[str] = set()  # path cells already written (when resuming)
         # Counts over the whole CSV, rows kept from an interrupted run included.
         self.rows = 0
         self.failed = 0
-        self.flagged = 0  # needs_review = yes
+        self.flagged = 0  # a review reason, out of scope or not
+        self.out_of_scope = 0
+        self.predicted: Counter[str] = Counter()  # rows per predicted class
+        self.kept = 0  # rows kept from an interrupted run
         self._handle = None
         self._writer = None
 
@@ -82,13 +91,19 @@ class CsvReport:
         self._writer.writerow(self.columns)
         self._writer.writerows(kept)
         self.done = {_file_of(row[0]) for row in kept}
-        self.rows = len(kept)
-        error_column = self.columns.index("error")
-        self.failed = sum(1 for row in kept if row[error_column])
-        if "needs_review" in self.columns:
-            review_column = self.columns.index("needs_review")
-            self.flagged = sum(1 for row in kept if row[review_column] == "yes")
+        self.kept = len(kept)
+        position = {name: index for index, name in enumerate(self.columns)}
+        for row in kept:
+            self._count(row[position["prediction"]], row[position["review"]], row[position["error"]])
         return self
+
+    def _count(self, prediction: str, review: str, error: str) -> None:
+        self.rows += 1
+        self.failed += bool(error)
+        self.flagged += bool(review)
+        self.out_of_scope += OUT_OF_SCOPE in review
+        if prediction:
+            self.predicted[prediction] += 1
 
     def _rows_to_keep(self) -> list[list[str]]:
         """Complete rows of an interrupted run; a torn last line (kill -9) is dropped."""
@@ -98,7 +113,7 @@ class CsvReport:
         rows = list(csv.reader(text.splitlines()))
         if not rows or rows[0] != self.columns:
             raise ReportError(
-                f"{self.partial} was written with other columns (model, --dicom-fields or --min-confidence); "
+                f"{self.partial} was written with other columns (another model or --dicom-fields); "
                 "remove it or pass --overwrite to start over"
             )
         kept = [row for row in rows[1:] if len(row) == len(self.columns)]
@@ -113,26 +128,8 @@ class CsvReport:
         return spreadsheet_safe(str(path)) in self.done
 
     def write(self, result: ImageResult) -> None:
-        path = spreadsheet_safe(result.name)
-        if result.probabilities is None:
-            row = [path, "", "", *([""] * len(self.class_names)), spreadsheet_safe(result.error)]
-        else:
-            best = int(result.probabilities.argmax())
-            row = [
-                path,
-                self.class_names[best],
-                f"{result.probabilities[best]:.6f}",
-                *(f"{p:.6f}" for p in result.probabilities),
-                "",
-            ]
-        self.failed += result.probabilities is None
-        if self.min_confidence is not None:
-            flag = needs_review(result, self.min_confidence)
-            self.flagged += flag
-            row.append("yes" if flag else "")
-        row += [spreadsheet_safe(result.fields.get(name, "")) for name in self.extra]
-        self._writer.writerow(row)
-        self.rows += 1
+        self._writer.writerow(result_row(result, self.class_names, self.extra))
+        self._count(result.prediction, result.review, result.error)
         self._handle.flush()
 
     def __exit__(

@@ -1,4 +1,12 @@
-"""The networks `bt-train --arch NAME` can build; a new architecture is one more registry entry."""
+"""The networks `bt-train --arch NAME` can build; a new architecture is one more registry entry.
+
+Each entry carries its whole input definition (a `PreprocessConfig`, as timm's per-model
+`_cfg()` does) and its training recipe, so the input size is written once, here.
+
+Every network exposes the same three parts, which export builds its extra outputs from:
+`feature_maps(x)` (the last spatial maps, or None where the head is not spatial),
+`features(x)` (the vector the classifier reads) and `classifier` (a Linear layer).
+"""
 
 from __future__ import annotations
 
@@ -8,38 +16,48 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from train.augment import AugmentConfig
-from train.recipe import Recipe
+from brain_tumor_edge.runtime.preprocess import PreprocessConfig
+from brain_tumor_edge.train.augment import AugmentConfig
+from brain_tumor_edge.train.recipe import Recipe
 
 
 @dataclass(frozen=True)
 class Architecture:
     name: str
-    input_size: int
-    build: Callable[[int], nn.Module]
-    description: str
+    build: Callable[[int], nn.Module]  # number of classes -> network
+    preprocess: PreprocessConfig  # the input this network is trained and run on
     recipe: Recipe  # the defaults `bt-train --arch NAME` trains with
 
 
-def paper_cnn(num_classes: int) -> nn.Module:
+class PaperCNN(nn.Module):
     """The paper's network: 4 x (3x3 valid conv + ReLU + 2x2 max-pool), dense 512, dropout 0.5.
 
-    Valid (unpadded) convolutions as in Keras' default give 150 -> 148 -> 74 -> 72 -> 36
-    -> 34 -> 17 -> 15 -> 7, so the flattened feature vector has 7 * 7 * 128 = 6272 values.
+    Valid (unpadded) convolutions as in Keras' default; the flattened size follows from
+    the input size (150 -> 7 x 7 x 128) and is measured with a dummy forward pass.
     """
-    layers: list[nn.Module] = []
-    in_channels = 3
-    for out_channels in (32, 64, 128, 128):
-        layers += [nn.Conv2d(in_channels, out_channels, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
-        in_channels = out_channels
-    layers += [
-        nn.Flatten(),
-        nn.Linear(7 * 7 * 128, 512),
-        nn.ReLU(inplace=True),
-        nn.Dropout(0.5),
-        nn.Linear(512, num_classes),  # logits; softmax is in the loss and the exported graph
-    ]
-    return nn.Sequential(*layers)
+
+    def __init__(self, num_classes: int, input_size: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_channels = 3
+        for out_channels in (32, 64, 128, 128):
+            layers += [nn.Conv2d(in_channels, out_channels, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            in_channels = out_channels
+        self.body = nn.Sequential(*layers, nn.Flatten())
+        with torch.no_grad():
+            flat = self.body(torch.zeros(1, 3, input_size, input_size)).shape[1]
+        self.dense = nn.Sequential(nn.Linear(flat, 512), nn.ReLU(inplace=True))
+        self.dropout = nn.Dropout(0.5)
+        self.classifier = nn.Linear(512, num_classes)  # logits; softmax is in loss and graph
+
+    def feature_maps(self, x: torch.Tensor) -> None:
+        return None  # flatten + dense: no class-activation maps
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense(self.body(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.features(x)))
 
 
 def _conv_bn(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -66,37 +84,54 @@ class ResidualBlock(nn.Module):
         return self.relu(x + self.body(x))
 
 
-def compact_resnet(num_classes: int) -> nn.Module:
+class CompactResNet(nn.Module):
     """A small residual network: strided convs halve the map four times (160 -> 10).
 
     About the paper network's compute (~0.25 GMAC) with a tenth of its parameters:
     batch norm and shortcuts train fast from scratch, and global average pooling
-    replaces the 3.2M-parameter dense layer that overfits this small dataset.
+    replaces the 3.2M-parameter dense layer that overfits this small dataset. Pooling
+    last also makes class-activation maps exact: the classifier is linear in the maps.
     """
-    return nn.Sequential(
-        _conv_bn(3, 24, 2),
-        _conv_bn(24, 48, 2),
-        ResidualBlock(48),
-        _conv_bn(48, 96, 2),
-        ResidualBlock(96),
-        _conv_bn(96, 192, 2),
-        ResidualBlock(192),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Dropout(0.2),
-        nn.Linear(192, num_classes),
-    )
 
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv_bn(3, 24, 2),
+            _conv_bn(24, 48, 2),
+            ResidualBlock(48),
+            _conv_bn(48, 96, 2),
+            ResidualBlock(96),
+            _conv_bn(96, 192, 2),
+            ResidualBlock(192),
+        )
+        self.dropout = nn.Dropout(0.2)
+        self.classifier = nn.Linear(192, num_classes)
+
+    def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.features(x)))
+
+
+_PAPER_INPUT = PreprocessConfig(size=150)
+# The bundled model's input: grey, each image scaled by its own percentiles (see
+# runtime/preprocess.py and the model card's generalisation section for why).
+_COMPACT_INPUT = PreprocessConfig(size=160, grayscale=True, intensity="percentile")
 
 ARCHITECTURES: dict[str, Architecture] = {
     arch.name: arch
     for arch in (
-        Architecture("paper", 150, paper_cnn, "the paper's 4-conv CNN, 150x150 input", Recipe()),
+        Architecture(
+            "paper", lambda n: PaperCNN(n, _PAPER_INPUT.size), _PAPER_INPUT, Recipe()
+        ),
         Architecture(
             "compact",
-            160,
-            compact_resnet,
-            "residual CNN with batch norm for CPU inference, 160x160 input",
+            CompactResNet,
+            _COMPACT_INPUT,
             Recipe(
                 epochs=40,
                 learning_rate=2e-3,
@@ -105,7 +140,19 @@ ARCHITECTURES: dict[str, Architecture] = {
                 schedule="cosine",
                 warmup_epochs=1,
                 # Axial slices are not upside-down in practice; the flip only costs epochs.
-                augment=AugmentConfig(rotation_degrees=15, zoom_fraction=0.15, vertical_flip=False),
+                # The style steps take away the cues that tell the dataset's sources apart.
+                augment=AugmentConfig(
+                    rotation_degrees=15,
+                    zoom_fraction=0.15,
+                    vertical_flip=False,
+                    crop_scale=0.6,
+                    gamma=0.4,
+                    contrast=0.3,
+                    blur_probability=0.3,
+                    noise_std=8.0,
+                    jpeg_probability=0.5,
+                    invert_probability=0.1,
+                ),
             ),
         ),
     )

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import ImageError
-from runtime.preprocess import decode_image
-from train.data import LabelledFiles, scan_labelled_folder
-from train.twins import near_pairs, perceptual_hash
+from brain_tumor_edge.runtime.errors import ImageError
+from brain_tumor_edge.runtime.preprocess import decode_image
+from brain_tumor_edge.train.data import LabelledFiles, scan_labelled_folder
+from brain_tumor_edge.train.twins import near_pairs, perceptual_hash
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from runtime.preprocess import PreprocessConfig
-from train.architectures import get_architecture
+from brain_tumor_edge.runtime.preprocess import PreprocessConfig
+from brain_tumor_edge.train.architectures import get_architecture
 
 CHECKPOINT_NAME = "model.pt"
 
@@ -61,13 +61,10 @@ def resolve_checkpoint_path(path: Path) -> Path:
 
 def load_checkpoint(path: Path) -> Checkpoint:
     payload = torch.load(resolve_checkpoint_path(path), map_location="cpu", weights_only=True)
-    preprocess = dict(payload["preprocess"])
-    preprocess["mean"] = tuple(preprocess["mean"])
-    preprocess["std"] = tuple(preprocess["std"])
     return Checkpoint(
         architecture=payload["architecture"],
         class_names=tuple(payload["class_names"]),
-        preprocess=PreprocessConfig(**preprocess),
+        preprocess=PreprocessConfig.from_dict(payload["preprocess"]),
         state_dict=payload["state_dict"],
         epoch=payload.get("epoch", 0),
         seed=payload.get("seed"),

@@ -46,13 +46,16 @@ def train_command(
     max_images: Annotated[
         int | None, typer.Option(min=10, help="Train on a stratified subset of this many images.")
     ] = None,
+    device: Annotated[
+        str, typer.Option(help="cpu, cuda, or auto (a GPU when there is one).")
+    ] = "cpu",
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Train a classifier on a labelled image folder; the best epoch (validation accuracy) is kept."""
     require_training_extra()
-    from train.architectures import get_architecture
-    from train.data import DataError
-    from train.trainer import TrainConfig, train
+    from brain_tumor_edge.train.architectures import get_architecture
+    from brain_tumor_edge.train.data import DataError
+    from brain_tumor_edge.train.trainer import TrainConfig, train
 
     try:
         recipe = get_architecture(arch).recipe
@@ -70,6 +73,7 @@ def train_command(
         threads=threads,
         max_images=max_images,
         show_progress=not quiet and sys.stderr.isatty(),
+        device=device,
     )
     try:
         metrics = train(config)
@@ -103,9 +107,9 @@ def evaluate_command(
 ) -> None:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix of a checkpoint on a folder."""
     require_training_extra()
-    from train.checkpoint import resolve_checkpoint_path
-    from train.data import DataError
-    from train.evaluate import evaluate_checkpoint
+    from brain_tumor_edge.train.checkpoint import resolve_checkpoint_path
+    from brain_tumor_edge.train.data import DataError
+    from brain_tumor_edge.train.evaluate import evaluate_checkpoint
 
     try:
         checkpoint_file = resolve_checkpoint_path(checkpoint)
@@ -144,8 +148,8 @@ def audit_command(
     threads: Annotated[int, typer.Option(min=1)] = os.cpu_count() or 1,
 ) -> None:
     """Find exact and near-duplicate images, within a folder and against a reference, and label conflicts."""
-    from train.audit import audit
-    from train.data import DataError
+    from brain_tumor_edge.train.audit import audit
+    from brain_tumor_edge.train.data import DataError
 
     try:
         report = audit(folder, reference, threads)

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
-from runtime.errors import ImageError
-from runtime.files import iter_image_files
-from runtime.preprocess import PreprocessConfig, decode_image, resize_chw
-from train.twins import perceptual_hash
+from brain_tumor_edge.runtime.errors import ImageError
+from brain_tumor_edge.runtime.files import iter_image_files
+from brain_tumor_edge.runtime.preprocess import PreprocessConfig, decode_image, resize_chw
+from brain_tumor_edge.train.twins import perceptual_hash
 
 
 class DataError(ValueError):

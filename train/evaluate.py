@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from runtime.metrics import classification_report, expected_calibration_error
-from train.audit import audit
-from train.checkpoint import load_checkpoint, resolve_checkpoint_path
-from train.data import load_images, scan_labelled_folder
-from train.plots import plot_confusion_matrix
-from train.trainer import predict_probabilities
+from brain_tumor_edge.runtime.metrics import classification_report, expected_calibration_error
+from brain_tumor_edge.train.audit import audit
+from brain_tumor_edge.train.checkpoint import load_checkpoint, resolve_checkpoint_path
+from brain_tumor_edge.train.data import load_images, scan_labelled_folder
+from brain_tumor_edge.train.plots import plot_confusion_matrix
+from brain_tumor_edge.train.trainer import predict_probabilities
 
 
 def evaluate_checkpoint(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from train.augment import AugmentConfig
+from brain_tumor_edge.train.augment import AugmentConfig
 
 
 @dataclass(frozen=True)

@@ -17,27 +17,27 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from runtime.metrics import (
+from brain_tumor_edge.runtime.metrics import (
     classification_report,
     expected_calibration_error,
     negative_log_likelihood,
     softmax,
 )
-from runtime.preprocess import PreprocessConfig, normalize
-from train.architectures import get_architecture, parameter_count
-from train.augment import augment_batch, build_augmentation
-from train.calibration import fit_temperature
-from train.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
-from train.data import (
+from brain_tumor_edge.runtime.preprocess import PreprocessConfig, normalize
+from brain_tumor_edge.train.architectures import get_architecture, parameter_count
+from brain_tumor_edge.train.augment import augment_batch, build_augmentation
+from brain_tumor_edge.train.calibration import fit_temperature
+from brain_tumor_edge.train.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
+from brain_tumor_edge.train.data import (
     ImageSet,
     duplicate_safe_split,
     load_images,
     scan_labelled_folder,
     stratified_subset,
 )
-from train.plots import plot_confusion_matrix, plot_curves
-from train.recipe import Recipe
-from train.twins import twin_groups
+from brain_tumor_edge.train.plots import plot_confusion_matrix, plot_curves
+from brain_tumor_edge.train.recipe import Recipe
+from brain_tumor_edge.train.twins import twin_groups
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -48,14 +48,24 @@ class TrainConfig:
     out: Path
     arch: str = "paper"
     recipe: Recipe | None = None  # None: the architecture's own recipe
+    preprocess: PreprocessConfig | None = None  # None: the architecture's own input definition
     val_fraction: float = 0.2
     seed: int = 42
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     max_images: int | None = None
     show_progress: bool = True
+    device: str = "cpu"  # "cpu", "cuda", or "auto" (a GPU when there is one)
 
     def resolved_recipe(self) -> Recipe:
         return self.recipe or get_architecture(self.arch).recipe
+
+    def resolved_preprocess(self) -> PreprocessConfig:
+        return self.preprocess or get_architecture(self.arch).preprocess
+
+    def resolved_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
 
     def as_record(self) -> dict:
         """Plain values for the checkpoint and metrics files."""
@@ -63,22 +73,36 @@ class TrainConfig:
         record["data"] = str(Path(self.data).resolve())
         record["out"] = str(self.out)
         record["recipe"] = asdict(self.resolved_recipe())
+        record["preprocess"] = asdict(self.resolved_preprocess())
         return record
 
 
-def to_network_input(batch: torch.Tensor, preprocess: PreprocessConfig) -> torch.Tensor:
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def to_network_input(batch: torch.Tensor, preprocess: PreprocessConfig, device: torch.device) -> torch.Tensor:
     """uint8 N x 3 x S x S -> float input, through the runtime's own `normalize`."""
     normalised = torch.from_numpy(normalize(batch.numpy(), preprocess))
-    return normalised.contiguous(memory_format=torch.channels_last)
+    return normalised.to(device).contiguous(memory_format=torch.channels_last)
 
 
 @torch.no_grad()
 def predict_logits(
-    model: nn.Module, images: np.ndarray, preprocess: PreprocessConfig, batch_size: int = 128
+    model: nn.Module,
+    images: np.ndarray,
+    preprocess: PreprocessConfig,
+    batch_size: int = 128,
+    features: bool = False,
 ) -> np.ndarray:
+    """Logits (or, with `features`, the vectors the classifier reads) for uint8 images."""
     model.eval()
+    device = model_device(model)
+    forward = model.features if features else model
     outputs = [
-        model(to_network_input(torch.from_numpy(images[start : start + batch_size]), preprocess)).numpy()
+        forward(to_network_input(torch.from_numpy(images[start : start + batch_size]), preprocess, device))
+        .cpu()
+        .numpy()
         for start in range(0, len(images), batch_size)
     ]
     return np.concatenate(outputs) if outputs else np.empty((0, 0), np.float32)
@@ -113,7 +137,9 @@ class _Optimisation:
     augmentation: Callable[[torch.Tensor], torch.Tensor]
 
     @classmethod
-    def for_recipe(cls, model: nn.Module, recipe: Recipe, steps_per_epoch: int) -> _Optimisation:
+    def for_recipe(
+        cls, model: nn.Module, recipe: Recipe, steps_per_epoch: int, size: int
+    ) -> _Optimisation:
         if recipe.weight_decay:
             optimizer = torch.optim.AdamW(
                 model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay
@@ -124,7 +150,7 @@ class _Optimisation:
             optimizer, _learning_rate_factor(recipe, steps_per_epoch)
         )
         loss = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-        return cls(optimizer, scheduler, loss, build_augmentation(recipe.augment))
+        return cls(optimizer, scheduler, loss, build_augmentation(recipe.augment, size))
 
 
 def _train_one_epoch(
@@ -137,15 +163,18 @@ def _train_one_epoch(
     epoch: int,
 ) -> tuple[float, float]:
     model.train()
+    device = model_device(model)
     order = torch.randperm(len(data.labels)).numpy()
     task = progress.add_task(f"epoch {epoch}/{recipe.epochs}", total=len(order), stats="")
     loss_sum, correct, seen = 0.0, 0, 0
     for start in range(0, len(order), recipe.batch_size):
         indices = np.sort(order[start : start + recipe.batch_size])
-        images = augment_batch(torch.from_numpy(data.images[indices]), steps.augmentation)
-        labels = torch.from_numpy(data.labels[indices])
+        images = augment_batch(
+            torch.from_numpy(data.images[indices]), steps.augmentation, preprocess.grayscale
+        )
+        labels = torch.from_numpy(data.labels[indices]).to(device)
         steps.optimizer.zero_grad(set_to_none=True)
-        logits = model(to_network_input(images, preprocess))
+        logits = model(to_network_input(images, preprocess, device))
         loss = steps.loss(logits, labels)
         loss.backward()
         steps.optimizer.step()
@@ -160,6 +189,29 @@ def _train_one_epoch(
     return loss_sum / seen, correct / seen
 
 
+def load_split(
+    data: Path,
+    preprocess: PreprocessConfig,
+    val_fraction: float,
+    seed: int,
+    max_images: int | None = None,
+    threads: int = 2,
+    show_progress: bool = False,
+) -> tuple[ImageSet, ImageSet, ImageSet, list[str]]:
+    """Decode a labelled folder and split it as training does: (all, train, validation, skipped).
+
+    Export calls this too, with the checkpoint's recorded settings, to fit the scope
+    score on the very images the network trained on and set its limit on validation.
+    """
+    files = scan_labelled_folder(data)
+    if max_images:
+        files = stratified_subset(files, max_images, seed)
+    dataset, skipped = load_images(files, preprocess, threads, show_progress)
+    groups = twin_groups(dataset.hashes, dataset.phash)
+    train_idx, val_idx = duplicate_safe_split(dataset.labels, groups, val_fraction, seed)
+    return dataset, dataset.subset(train_idx), dataset.subset(val_idx), skipped
+
+
 def _write_history(history: list[dict], path: Path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(history[0]))
@@ -170,31 +222,29 @@ def _write_history(history: list[dict], path: Path) -> None:
 def train(config: TrainConfig) -> dict:
     """Train, keep the best epoch, write every artifact into `config.out`; returns metrics."""
     architecture = get_architecture(config.arch)
-    preprocess = PreprocessConfig(size=architecture.input_size)
+    preprocess = config.resolved_preprocess()
+    device = config.resolved_device()
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
 
-    files = scan_labelled_folder(config.data)
-    if config.max_images:
-        files = stratified_subset(files, config.max_images, config.seed)
     started = time.perf_counter()
-    dataset, skipped = load_images(files, preprocess, config.threads, config.show_progress)
+    dataset, train_set, val_set, skipped = load_split(
+        config.data, preprocess, config.val_fraction, config.seed, config.max_images,
+        config.threads, config.show_progress,
+    )
     for problem in skipped:
         console.print(f"[yellow]skipped[/] {problem}")
-    groups = twin_groups(dataset.hashes, dataset.phash)
-    train_idx, val_idx = duplicate_safe_split(dataset.labels, groups, config.val_fraction, config.seed)
-    train_set, val_set = dataset.subset(train_idx), dataset.subset(val_idx)
     console.print(
         f"{len(dataset.labels)} images ({', '.join(dataset.class_names)}) decoded in "
-        f"{time.perf_counter() - started:.1f}s: {len(train_idx)} train, {len(val_idx)} validation; "
-        f"the split keeps {len(groups) - len(set(groups))} exact or near twins with their originals"
+        f"{time.perf_counter() - started:.1f}s: {len(train_set.labels)} train, "
+        f"{len(val_set.labels)} validation (exact and near twins kept on one side)"
     )
 
-    model = architecture.build(len(dataset.class_names)).to(memory_format=torch.channels_last)
-    console.print(f"architecture {architecture.name}: {parameter_count(model):,} parameters")
+    model = architecture.build(len(dataset.class_names)).to(device, memory_format=torch.channels_last)
+    console.print(f"architecture {architecture.name}: {parameter_count(model):,} parameters, on {device}")
     recipe = config.resolved_recipe()
     steps_per_epoch = math.ceil(len(train_set.labels) / recipe.batch_size)
-    steps = _Optimisation.for_recipe(model, recipe, steps_per_epoch)
+    steps = _Optimisation.for_recipe(model, recipe, steps_per_epoch, preprocess.size)
     config.out.mkdir(parents=True, exist_ok=True)
 
     history: list[dict] = []
@@ -244,7 +294,7 @@ def train(config: TrainConfig) -> dict:
                             architecture=architecture.name,
                             class_names=dataset.class_names,
                             preprocess=preprocess,
-                            state_dict={k: v.clone() for k, v in model.state_dict().items()},
+                            state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                             epoch=epoch,
                             seed=config.seed,
                             train_config=config.as_record(),

@@ -6,13 +6,13 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-import export.pipeline as pipeline
-from export.cli import app
-from export.parity import ParityThresholds
-from export.pipeline import ExportConfig, run_export
-from runtime.integrity import CHECKSUM_KEY, verify
-from runtime.model import Classifier
-from runtime.preprocess import PreprocessConfig, load_image
+import brain_tumor_edge.export.pipeline as pipeline
+from brain_tumor_edge.export.cli import app
+from brain_tumor_edge.export.parity import ParityThresholds
+from brain_tumor_edge.export.pipeline import ExportConfig, run_export
+from brain_tumor_edge.runtime.integrity import CHECKSUM_KEY, verify
+from brain_tumor_edge.runtime.model import Classifier
+from brain_tumor_edge.runtime.preprocess import PreprocessConfig, load_image
 from tests.conftest import sample_files
 
 runner = CliRunner()

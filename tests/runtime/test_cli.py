@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from runtime.cli import app
-from runtime.model import default_model_path
-from runtime.report import csv_columns
+from brain_tumor_edge.runtime.cli import app
+from brain_tumor_edge.runtime.model import default_model_path
+from brain_tumor_edge.runtime.report import csv_columns
 from tests.conftest import sample_files
 
 runner = CliRunner()
@@ -36,27 +36,64 @@ def test_bundled_model_classifies_the_samples_correctly(samples: Path, tmp_path:
         probabilities = [float(row[f"p_{name}"]) for name in CLASSES]
         assert abs(sum(probabilities) - 1.0) < 1e-3
         assert float(row["confidence"]) == max(probabilities)
-        assert row["error"] == "" and "needs_review" not in row
+        assert row["error"] == "" and row["review"] == "", row
     wrong = [row["path"] for row in rows if row["prediction"] != Path(row["path"]).parent.name]
     assert not wrong, f"misclassified samples: {wrong}"
 
 
-def test_min_confidence_flags_the_less_certain_rows_for_review(samples: Path, tmp_path: Path):
-    classify(samples, "--csv", tmp_path / "plain.csv")
+def test_min_confidence_adds_the_low_confidence_reason(samples: Path, tmp_path: Path):
+    classify(samples, "--csv", tmp_path / "plain.csv", "--min-confidence", "0")
     confidences = sorted(float(row["confidence"]) for row in read_rows(tmp_path / "plain.csv"))
-    threshold = (confidences[5] + confidences[6]) / 2  # between the 6th and 7th least confident
     if confidences[5] == confidences[6]:
         pytest.skip("the bundled model is equally confident on the 6th and 7th samples")
+    threshold = (confidences[5] + confidences[6]) / 2  # between the 6th and 7th least confident
     out = tmp_path / "flagged.csv"
     result = classify(samples, "--csv", out, "--min-confidence", threshold)
     assert result.exit_code == 0, result.output
     rows = read_rows(out)
-    assert sum(row["needs_review"] == "yes" for row in rows) == 6
     for row in rows:
-        assert row["needs_review"] == ("yes" if float(row["confidence"]) < threshold else "")
+        low = float(row["confidence"]) < threshold
+        assert row["review"].startswith("low confidence (") == low, row
         assert row["prediction"] in CLASSES  # a flagged row still carries its prediction
-    assert "6 below --min-confidence" in result.output
+    assert "6 low confidence" in result.output
     assert classify(samples, "--csv", tmp_path / "x.csv", "--min-confidence", "1.5").exit_code == 2
+
+
+def test_a_file_given_as_the_folder_says_so(tmp_path: Path):
+    result = classify(sample_files()[0], "--csv", tmp_path / "o.csv")
+    assert result.exit_code == 2 and "is a file, not a folder" in result.output
+
+
+def test_resume_on_a_finished_csv_says_the_run_is_complete(samples: Path, tmp_path: Path):
+    out = tmp_path / "o.csv"
+    assert classify(samples, "--csv", out).exit_code == 0
+    result = classify(samples, "--csv", out, "--resume")
+    assert result.exit_code == 2 and "is complete" in result.output and "already finished" in result.output
+
+
+def test_summary_uses_singular_and_plural(tmp_path: Path):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(sample_files()[0].read_bytes())
+    (folder / "notes.txt").write_text("x")
+    result = classify(folder, "--csv", tmp_path / "o.csv")
+    assert "classified 1 image in" in result.output and "1 non-image file skipped" in result.output
+    (folder / "b.jpg").write_bytes(sample_files()[1].read_bytes())
+    (folder / "more.txt").write_text("x")
+    result = classify(folder, "--csv", tmp_path / "o.csv", "--overwrite")
+    assert "classified 2 images in" in result.output and "2 non-image files skipped" in result.output
+
+
+def test_summary_after_resume_counts_the_kept_rows(samples: Path, tmp_path: Path):
+    out = tmp_path / "o.csv"
+    assert classify(samples, "--csv", out).exit_code == 0
+    rows = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    (tmp_path / "o.csv.partial").write_text("".join(rows[:6]), encoding="utf-8")  # header + 5 rows
+    out.unlink()
+    result = classify(samples, "--csv", out, "--resume")
+    assert result.exit_code == 0, result.output
+    assert "classified 12 images" in result.output and "plus 5 kept" in result.output
+    assert "glioma 6, meningioma 5, notumor 3, pituitary 3" in result.output
 
 
 def test_some_bad_files_give_error_rows_and_exit_1(samples: Path, tmp_path: Path):

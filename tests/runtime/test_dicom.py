@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from runtime.cli import app
-from runtime.dicom import INSTALL_HINT, read_dicom
-from runtime.errors import ImageError
+from brain_tumor_edge.runtime.cli import app
+from brain_tumor_edge.runtime.dicom import INSTALL_HINT, read_dicom
+from brain_tumor_edge.runtime.errors import ImageError
 from tests.conftest import sample_files
 
 pydicom = pytest.importorskip("pydicom", reason="the dicom extra is not installed")
@@ -177,7 +177,7 @@ def test_dicomdir_and_objects_without_pixels_are_skipped_and_counted(tmp_path: P
     _, rows, output = predictions(folder, tmp_path)
     assert [Path(row["path"]).name for row in rows] == ["IM0001"]
     assert "1 skipped: DICOM without pixel data (SR)" in output
-    assert "1 non-image files skipped" in output
+    assert "1 non-image file skipped" in output
 
 
 def test_no_patient_data_by_default_and_chosen_fields_on_request(tmp_path: Path, sources):

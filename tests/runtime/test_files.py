@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from runtime.files import FolderWalk
+from brain_tumor_edge.runtime.files import FolderWalk
 
 
 def make(path: Path, data: bytes = b"x") -> None:

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.errors import ImageError
-from runtime.image_header import MAX_PIXELS, check_header, image_size
+from brain_tumor_edge.runtime.errors import ImageError
+from brain_tumor_edge.runtime.image_header import MAX_PIXELS, check_header, image_size
 
 
 def png_header(width: int, height: int) -> bytes:

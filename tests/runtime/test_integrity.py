@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from runtime.cli import app
-from runtime.errors import ModelError
-from runtime.integrity import PLACEHOLDER, ChecksumError, seal, verify
-from runtime.model import Classifier, default_model_path
+from brain_tumor_edge.runtime.cli import app
+from brain_tumor_edge.runtime.errors import ModelError
+from brain_tumor_edge.runtime.integrity import PLACEHOLDER, ChecksumError, seal, verify
+from brain_tumor_edge.runtime.model import Classifier, default_model_path
 
 
 def test_seal_then_verify_round_trip_and_any_change_is_caught():

@@ -22,7 +22,7 @@ BLOCKER = textwrap.dedent(
 
     sys.meta_path.insert(0, Block())
     sys.argv = ["bt-classify", *sys.argv[1:]]
-    from runtime.cli import main
+    from brain_tumor_edge.runtime.cli import main
     main()
     """
 )

@@ -2,8 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.errors import ImageError
-from runtime.preprocess import PreprocessConfig, decode_image, load_image, normalize
+from brain_tumor_edge.runtime.errors import ImageError
+from brain_tumor_edge.runtime.preprocess import PreprocessConfig, decode_image, load_image, normalize
 from tests.conftest import sample_files
 
 

@@ -3,10 +3,15 @@ import csv
 import numpy as np
 import pytest
 
-from runtime.classify import ImageResult
-from runtime.report import CsvReport, csv_columns, partial_path, spreadsheet_safe
+from brain_tumor_edge.runtime.classify import ImageResult
+from brain_tumor_edge.runtime.report import CsvReport, csv_columns, partial_path, spreadsheet_safe
 
 CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
+
+
+def result(name: str, probabilities=None, error: str = "", reasons: tuple[str, ...] = ()) -> ImageResult:
+    array = None if probabilities is None else np.asarray(probabilities, np.float32)
+    return ImageResult(name, array, error, reasons=reasons, class_names=CLASSES)
 
 
 def test_formula_cells_are_neutralised():
@@ -18,34 +23,53 @@ def test_formula_cells_are_neutralised():
 def test_rows_follow_the_schema(tmp_path):
     target = tmp_path / "out.csv"
     with CsvReport(target, CLASSES) as report:
-        report.write(ImageResult("=evil.jpg", np.array([0.1, 0.7, 0.1, 0.1], np.float32)))
-        report.write(ImageResult("bad.jpg", None, "empty file"))
+        report.write(result("=evil.jpg", [0.1, 0.7, 0.1, 0.1]))
+        report.write(result("bad.jpg", error="empty file"))
     rows = list(csv.reader(target.open(encoding="utf-8")))
     assert rows[0] == csv_columns(CLASSES)
     assert rows[1][:3] == ["'=evil.jpg", "meningioma", "0.700000"]
-    assert rows[2] == ["bad.jpg", "", "", "", "", "", "", "empty file"]
+    assert rows[2] == ["bad.jpg", "", "", "", "", "", "", "", "empty file"]
     assert not partial_path(target).exists()
 
 
-def test_rows_below_the_minimum_confidence_are_marked_for_review(tmp_path):
+def test_review_reasons_and_out_of_scope_rows(tmp_path):
     target = tmp_path / "out.csv"
-    with CsvReport(target, CLASSES, min_confidence=0.7) as report:
-        report.write(ImageResult("sure.jpg", np.array([0.05, 0.8, 0.1, 0.05], np.float32)))
-        report.write(ImageResult("unsure.jpg", np.array([0.3, 0.6, 0.05, 0.05], np.float32)))
-        report.write(ImageResult("bad.jpg", None, "empty file"))
+    low = "low confidence (0.60 < 0.70)"
+    away = "out of scope: not an MR image (Modality CT)"
+    with CsvReport(target, CLASSES) as report:
+        report.write(result("sure.jpg", [0.05, 0.8, 0.1, 0.05]))
+        report.write(result("unsure.jpg", [0.3, 0.6, 0.05, 0.05], reasons=(low,)))
+        report.write(result("ct.dcm", [0.9, 0.05, 0.03, 0.02], reasons=(away,)))
+        report.write(result("bad.jpg", error="empty file"))
     rows = list(csv.DictReader(target.open(encoding="utf-8")))
-    assert list(rows[0]) == csv_columns(CLASSES, review=True)
-    assert [(row["needs_review"], row["prediction"]) for row in rows] == [
+    assert list(rows[0]) == csv_columns(CLASSES)
+    assert [(row["review"], row["prediction"]) for row in rows] == [
         ("", "meningioma"),
-        ("yes", "meningioma"),
+        (low, "meningioma"),  # low confidence still carries its prediction
+        (away, ""),  # out of scope: no class, but the probabilities stay for transparency
         ("", ""),
     ]
+    assert rows[2]["confidence"] == "" and rows[2]["p_glioma"] == "0.900000"
+    assert (report.flagged, report.out_of_scope, report.failed, report.rows) == (2, 1, 1, 4)
+    assert report.predicted == {"meningioma": 2}
+
+
+def test_resumed_counts_include_the_kept_rows(tmp_path):
+    target = tmp_path / "out.csv"
+    with pytest.raises(KeyboardInterrupt), CsvReport(target, CLASSES) as report:
+        report.write(result("a.jpg", [0.9, 0.05, 0.03, 0.02]))
+        report.write(result("ct.dcm", [0.9, 0.05, 0.03, 0.02], reasons=("out of scope: x",)))
+        raise KeyboardInterrupt
+    with CsvReport(target, CLASSES, resume=True) as report:
+        assert (report.kept, report.rows, report.out_of_scope) == (2, 2, 1)
+        report.write(result("b.jpg", [0.9, 0.05, 0.03, 0.02]))
+    assert report.predicted == {"glioma": 2} and report.rows == 3
 
 
 def test_an_interrupted_report_leaves_no_target_but_keeps_the_rows(tmp_path):
     target = tmp_path / "out.csv"
     with pytest.raises(KeyboardInterrupt), CsvReport(target, CLASSES) as report:
-        report.write(ImageResult("a.jpg", np.array([1, 0, 0, 0], np.float32)))
+        report.write(result("a.jpg", [1, 0, 0, 0]))
         raise KeyboardInterrupt
     assert not target.exists()
     assert "a.jpg" in partial_path(target).read_text(encoding="utf-8")

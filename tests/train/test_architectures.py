@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from train.architectures import ARCHITECTURES, get_architecture, parameter_count
+from brain_tumor_edge.train.architectures import ARCHITECTURES, get_architecture, parameter_count
 
 
 def test_paper_network_matches_the_papers_layer_list():

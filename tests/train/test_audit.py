@@ -6,8 +6,8 @@ import numpy as np
 from typer.testing import CliRunner
 
 from tests.conftest import sample_files
-from train.audit import audit
-from train.cli import audit_app
+from brain_tumor_edge.train.audit import audit
+from brain_tumor_edge.train.cli import audit_app
 
 
 def plant(tmp_path: Path) -> tuple[Path, Path]:

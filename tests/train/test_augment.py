@@ -1,6 +1,6 @@
 import torch
 
-from train.augment import AugmentConfig, augment_batch, build_augmentation
+from brain_tumor_edge.train.augment import AugmentConfig, augment_batch, build_augmentation
 
 
 def test_augmentation_keeps_shape_dtype_and_range_and_varies_per_image():

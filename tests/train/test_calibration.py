@@ -1,7 +1,7 @@
 import numpy as np
 
-from runtime.metrics import expected_calibration_error, softmax
-from train.calibration import fit_temperature
+from brain_tumor_edge.runtime.metrics import expected_calibration_error, softmax
+from brain_tumor_edge.train.calibration import fit_temperature
 
 
 def overconfident_logits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,8 +1,8 @@
 import torch
 
-from runtime.preprocess import PreprocessConfig
-from train.architectures import get_architecture
-from train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from brain_tumor_edge.runtime.preprocess import PreprocessConfig
+from brain_tumor_edge.train.architectures import get_architecture
+from brain_tumor_edge.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
 
 def test_checkpoint_round_trip_with_weights_only_load(tmp_path):

@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.preprocess import PreprocessConfig
-from train.data import (
+from brain_tumor_edge.runtime.preprocess import PreprocessConfig
+from brain_tumor_edge.train.data import (
     DataError,
     duplicate_safe_split,
     load_images,

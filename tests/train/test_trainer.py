@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from train.cli import evaluate_app, train_app
+from brain_tumor_edge.train.cli import evaluate_app, train_app
 
 runner = CliRunner()
 

@@ -1,0 +1,51 @@
+"""brain_tumor_edge: brain-tumour MRI slice classification on CPU-only PCs.
+
+The public API (see README "From Python") is loaded on first use, so `import
+brain_tumor_edge` and every command's `--version` stay instant:
+
+    from brain_tumor_edge import load_model, classify_folder, classify_file, classify_array
+
+Sub-packages: `brain_tumor_edge.runtime` (onnxruntime + OpenCV + numpy only),
+`brain_tumor_edge.train` and `brain_tumor_edge.export` (need the `train` extra).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
+
+try:
+    __version__ = version("brain-tumor-edge")  # its one home is pyproject.toml
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+_API = (
+    "Classifier",
+    "ImageResult",
+    "Settings",
+    "classify_array",
+    "classify_file",
+    "classify_folder",
+    "default_model_path",
+    "load_model",
+)
+__all__ = ["__version__", *_API]
+
+if TYPE_CHECKING:
+    from brain_tumor_edge.runtime.api import (  # noqa: F401
+        Classifier,
+        ImageResult,
+        Settings,
+        classify_array,
+        classify_file,
+        classify_folder,
+        default_model_path,
+        load_model,
+    )
+
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(import_module("brain_tumor_edge.runtime.api"), name)
+    raise AttributeError(f"module 'brain_tumor_edge' has no attribute {name!r}")

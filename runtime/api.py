@@ -1,0 +1,83 @@
+"""The Python API: the same path from file to result as `bt-classify`, without the CLI.
+
+    from brain_tumor_edge import load_model, classify_folder
+
+    model = load_model()  # the bundled int8 model
+    for result in classify_folder("scans/", model):
+        print(result.name, result.prediction, result.confidence, result.review, result.error)
+
+Each result has the CSV's fields: `name` (path), `prediction` and `confidence` (empty for
+failed or out-of-scope rows), `probabilities` (in `class_names` order), `review`
+(`; `-separated reasons), `error`. Nothing here imports torch or onnx.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from brain_tumor_edge.runtime.classify import Classification, ImageResult, Settings, decode_array, decode_file
+from brain_tumor_edge.runtime.files import FolderWalk
+from brain_tumor_edge.runtime.model import Classifier, default_model_path
+
+
+def load_model(path: str | Path | None = None, threads: int | None = None) -> Classifier:
+    """Load an ONNX model (default: the bundled one) once; reuse it for every call."""
+    return Classifier(Path(path) if path is not None else default_model_path(), threads)
+
+
+def _classification(model: Classifier | None, settings: Settings | None) -> Classification:
+    return Classification(model or load_model(), settings)
+
+
+def classify_array(
+    image: np.ndarray, model: Classifier | None = None, settings: Settings | None = None
+) -> ImageResult:
+    """Classify an HxW (grey) or HxWx3 uint8 image, channels in the model's order (RGB)."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, not {image.dtype}")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected HxW or HxWx3, not shape {image.shape}")
+    classification = _classification(model, settings)
+    item = decode_array(image, classification.classifier.metadata.preprocess)
+    return next(iter(classification.classify_items([item])))
+
+
+def classify_file(
+    path: str | Path, model: Classifier | None = None, settings: Settings | None = None
+) -> list[ImageResult]:
+    """Classify one file: one result, or one per frame of a multi-frame DICOM (none for DICOMDIR)."""
+    classification = _classification(model, settings)
+    preprocess = classification.classifier.metadata.preprocess
+    decoded = decode_file(Path(path), preprocess, classification.dicom_fields)
+    return list(classification.classify_items(decoded.items)) if decoded.items else []
+
+
+def classify_folder(
+    folder: str | Path,
+    model: Classifier | None = None,
+    settings: Settings | None = None,
+    recursive: bool = True,
+) -> Iterator[ImageResult]:
+    """Stream results for every input file below `folder`, in sorted path order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"not a folder: {folder}")
+    return _classification(model, settings).run(FolderWalk(folder, recursive))
+
+
+__all__ = [
+    "Classifier",
+    "ImageResult",
+    "Settings",
+    "classify_array",
+    "classify_file",
+    "classify_folder",
+    "default_model_path",
+    "load_model",
+]

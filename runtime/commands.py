@@ -1,0 +1,48 @@
+"""What every `bt-*` command shares: exit codes, error messages, `--version`, wording."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # bt-classify: some files failed; bt-export: the parity gate refused
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def new_app() -> typer.Typer:
+    return typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+def say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def fail(message: str, status: int = EXIT_USAGE) -> typer.Exit:
+    """Print `error: message` and return the Exit to raise: `raise fail(...)`."""
+    say(f"error: {message}")
+    return typer.Exit(status)
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """'1 image', '2 images', '1 non-image file', '3 non-image files'."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from brain_tumor_edge import __version__
+
+        typer.echo(f"brain-tumor-edge {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+# Add `version: VersionOption = False` to a command's parameters.
+VersionOption = Annotated[
+    bool,
+    typer.Option(
+        "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+    ),
+]

@@ -1,0 +1,58 @@
+"""One writer per CSV: an OS lock on `OUT.csv.lock`, held while a run writes.
+
+The operating system drops the lock when the process ends, however it ends (kill -9,
+power loss), so a stale lock file never blocks `--resume`: only a live run does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+
+
+class LockedError(RuntimeError):
+    """Another live process holds the lock."""
+
+
+def lock_path(target: Path) -> Path:
+    return target.with_name(target.name + ".lock")
+
+
+class FileLock:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._handle = None
+
+    def __enter__(self) -> FileLock:
+        handle = open(self.path, "a+b")
+        try:
+            _lock(handle)
+        except OSError:
+            handle.close()
+            raise LockedError(
+                f"another bt-classify is writing this CSV (lock {self.path}); wait for it to finish"
+            ) from None
+        self._handle = handle
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._handle is not None:
+            self.path.unlink(missing_ok=True)  # first, so no newcomer locks a file we remove
+            self._handle.close()  # releases the lock
+
+
+def _lock(handle) -> None:
+    if os.name == "nt":
+        import msvcrt
+
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

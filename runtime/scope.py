@@ -1,0 +1,98 @@
+"""When a row needs a person's eye, and why: the `review` column's reasons, in one place.
+
+Two kinds of reason. "out of scope: ..." means the input is not a brain MR slice of the
+kind the model was trained on, so no class is given: cheap checks on the input itself
+(below, each with its threshold) and the model's own scope score (export/scope.py).
+"low confidence" means the model is in scope but less sure than the user asked for.
+
+Thresholds for the input checks were set on the training images alone (2026-11, 5,708
+Training images): their colour difference is at most 1.7 grey levels (limit 8), their
+contrast at least 19 grey levels (limit 8), their shorter side at least 173 pixels (limit 64).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+OUT_OF_SCOPE = "out of scope: "
+SEPARATOR = "; "
+
+# DICOM SOP classes that hold MR images (PS3.4 B.5): MR, Enhanced MR, Enhanced MR Colour,
+# Legacy Converted Enhanced MR.
+MR_SOP_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.4",
+        "1.2.840.10008.5.1.4.1.1.4.1",
+        "1.2.840.10008.5.1.4.1.1.4.3",
+        "1.2.840.10008.5.1.4.1.1.4.4",
+    }
+)
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+
+
+@dataclass(frozen=True)
+class InputRules:
+    min_side: int = 64  # pixels: smaller cannot hold a slice worth classifying
+    max_colour: float = 8.0  # mean |channel - grey| on a 64x64 thumbnail, in grey levels
+    min_contrast: float = 8.0  # standard deviation of grey levels: blank or nearly constant below
+
+
+def image_reasons(image: np.ndarray, rules: InputRules = InputRules()) -> list[str]:
+    """Checks on a decoded HxWx3 uint8 image, before the model sees it."""
+    height, width = image.shape[:2]
+    if min(height, width) < rules.min_side:
+        return [f"{OUT_OF_SCOPE}too small for a slice ({width}x{height}, limit {rules.min_side} px)"]
+    thumbnail = cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32)
+    grey = thumbnail.mean(axis=2)
+    reasons = colour_reason(channel_difference(thumbnail), rules)
+    contrast = float(grey.std())
+    if contrast < rules.min_contrast:
+        limit = rules.min_contrast
+        reasons.append(f"{OUT_OF_SCOPE}blank or nearly constant (contrast {contrast:.1f}, limit {limit:g})")
+    return reasons
+
+
+def channel_difference(pixels: np.ndarray) -> float:
+    """Mean |channel - grey| of ... x 3 pixels, in grey levels of an 8-bit range."""
+    values = pixels.astype(np.float32)
+    span = float(values.max() - values.min()) or 1.0
+    scale = 255.0 / span if values.max() > 255 else 1.0  # 16-bit colour: to 8-bit levels
+    return float(np.abs(values - values.mean(axis=-1, keepdims=True)).mean() * scale)
+
+
+def colour_reason(difference: float, rules: InputRules = InputRules()) -> list[str]:
+    if difference > rules.max_colour:
+        limit = rules.max_colour
+        return [f"{OUT_OF_SCOPE}colour image (channels differ by {difference:.1f}, limit {limit:g})"]
+    return []
+
+
+def dicom_reasons(modality: str, sop_class: str) -> list[str]:
+    """Checks on a DICOM object's header: only MR images are in scope."""
+    modality = modality.strip().upper()
+    if modality and modality != "MR":
+        return [f"{OUT_OF_SCOPE}not an MR image (Modality {modality})"]
+    if sop_class.startswith(SECONDARY_CAPTURE_PREFIX) and not modality:
+        return [f"{OUT_OF_SCOPE}secondary capture without a modality"]
+    if sop_class and sop_class not in MR_SOP_CLASSES and not sop_class.startswith(SECONDARY_CAPTURE_PREFIX):
+        return [f"{OUT_OF_SCOPE}not an MR image object (SOP class {sop_class})"]
+    return []
+
+
+def scope_reason(score: float, limit: float) -> list[str]:
+    if score > limit:
+        return [f"{OUT_OF_SCOPE}unlike the training images (score {score:.1f}, limit {limit:.1f})"]
+    return []
+
+
+def confidence_reason(confidence: float, min_confidence: float | None) -> list[str]:
+    if min_confidence is not None and confidence < min_confidence:
+        return [f"low confidence ({confidence:.2f} < {min_confidence:.2f})"]
+    return []
+
+
+def is_out_of_scope(reasons: list[str] | tuple[str, ...]) -> bool:
+    return any(reason.startswith(OUT_OF_SCOPE) for reason in reasons)
