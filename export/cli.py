@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from brain_tumor_edge.train.cli import fail
+from brain_tumor_edge.export.config import ExportConfig, QuantizationConfig
+from brain_tumor_edge.runtime.commands import EXIT_FAILED, VersionOption, fail, new_app, say
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-
-EXIT_GATE_FAILED = 1
+app = new_app()
+DEFAULTS = ExportConfig(checkpoint=Path(), out=Path())
+MIN_CALIBRATION_BATCH = QuantizationConfig().calibration_batch
+FEW_CALIBRATION_IMAGES = 200
 
 
 @app.command()
@@ -30,15 +31,28 @@ def export(
     check_data: Annotated[
         Path | None, typer.Option(help="Labelled folder for the parity check (default: training data).")
     ] = None,
-    calibration_images: Annotated[int, typer.Option(min=8)] = 600,
-    check_images: Annotated[int, typer.Option(min=8)] = 500,
-    threads: Annotated[int, typer.Option(min=1)] = os.cpu_count() or 1,
+    calibration_images: Annotated[
+        int, typer.Option(min=1, help="Images for int8 calibration (at least one batch).")
+    ] = DEFAULTS.calibration_images,
+    check_images: Annotated[int, typer.Option(min=8)] = DEFAULTS.check_images,
+    scope: Annotated[
+        bool, typer.Option(help="Fit and export the out-of-scope score (needs the training folder).")
+    ] = True,
+    threads: Annotated[int, typer.Option(min=1)] = DEFAULTS.threads,
+    version: VersionOption = False,
 ) -> None:
     """Export a checkpoint to ONNX; the files are kept only if they pass the parity gate."""
-    missing = [m for m in ("torch", "onnx") if not importlib.util.find_spec(m)]
+    missing = [m for m in ("torch", "onnx", "matplotlib") if not importlib.util.find_spec(m)]
     if missing:
         raise fail(f"{', '.join(missing)} not installed; export needs: pip install '.[train]'")
-    from brain_tumor_edge.export.pipeline import ExportConfig, ExportError, run_export
+    if quantize and calibration_images < MIN_CALIBRATION_BATCH:
+        raise fail(
+            f"--calibration-images {calibration_images} is less than one calibration batch "
+            f"({MIN_CALIBRATION_BATCH}); use a few hundred"
+        )
+    if quantize and calibration_images < FEW_CALIBRATION_IMAGES:
+        say(f"warning: {calibration_images} calibration images is few; int8 accuracy may vary (use 500+)")
+    from brain_tumor_edge.export.pipeline import ExportError, run_export
     from brain_tumor_edge.train.data import DataError
 
     config = ExportConfig(
@@ -49,6 +63,7 @@ def export(
         check_data=check_data,
         calibration_images=calibration_images,
         check_images=check_images,
+        scope=DEFAULTS.scope if scope else None,
         threads=threads,
         show_progress=sys.stderr.isatty(),
     )
@@ -62,7 +77,7 @@ def export(
     typer.echo(f"sizes: {sizes}; model-only throughput ({threads} threads): {speed}")
     typer.echo(f"parity report: {result.parity_path}")
     if not result.parity.passed:
-        raise fail("parity gate failed: no model written", EXIT_GATE_FAILED)
+        raise fail("parity gate failed: no model written", EXIT_FAILED)
     written = [result.fp32_path] + ([result.int8_path] if result.int8_path else [])
     typer.echo("written: " + ", ".join(str(p) for p in written))
 

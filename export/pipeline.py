@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from brain_tumor_edge import __version__
+from brain_tumor_edge.export.config import ExportConfig
 from brain_tumor_edge.export.onnx_export import export_fp32
-from brain_tumor_edge.export.parity import ParityReport, ParityThresholds, compare
-from brain_tumor_edge.export.quantize import QuantizationConfig, quantize_int8
-from brain_tumor_edge.export.scope import ScopeConfig, ScopeFit, fit_scope
+from brain_tumor_edge.export.parity import ParityReport, compare
+from brain_tumor_edge.export.quantize import quantize_int8
+from brain_tumor_edge.export.scope import ScopeFit, fit_scope
 from brain_tumor_edge.runtime.metadata import ModelMetadata
 from brain_tumor_edge.runtime.model import Classifier
 from brain_tumor_edge.train.checkpoint import (
@@ -30,23 +31,6 @@ from brain_tumor_edge.train.trainer import load_split, predict_logits, predict_p
 
 class ExportError(RuntimeError):
     """The export cannot start (bad paths, no data to check against)."""
-
-
-@dataclass
-class ExportConfig:
-    checkpoint: Path
-    out: Path
-    quantize: bool = False
-    calibration_data: Path | None = None
-    check_data: Path | None = None
-    calibration_images: int = 600
-    check_images: int = 500
-    seed: int = 0
-    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
-    thresholds: ParityThresholds = field(default_factory=ParityThresholds)
-    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
-    scope: ScopeConfig | None = field(default_factory=ScopeConfig)  # None: no scope output
-    show_progress: bool = False
 
 
 @dataclass

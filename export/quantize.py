@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,18 +27,10 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from brain_tumor_edge.export.config import QuantizationConfig
 from brain_tumor_edge.export.onnx_export import save_sealed, write_metadata
 from brain_tumor_edge.runtime.metadata import ModelMetadata
 from brain_tumor_edge.runtime.preprocess import normalize
-
-
-@dataclass(frozen=True)
-class QuantizationConfig:
-    per_channel: bool = True
-    reduce_range: bool = True
-    calibration_batch: int = 20
-    # Op types left in float. Softmax: quantized probabilities would come in 1/256 steps.
-    keep_float: tuple[str, ...] = ("Softmax",)
 
 
 class _CalibrationBatches(CalibrationDataReader):

@@ -51,6 +51,7 @@ class ImageResult:
     scope: float | None = None  # the model's scope score, where it has one
     cam: np.ndarray | None = None  # classes x h x w activation maps, where the model has them
     class_names: tuple[str, ...] = ()
+    image: np.ndarray | None = None  # the 3 x S x S network input (for the review page)
 
     @property
     def out_of_scope(self) -> bool:
@@ -225,5 +226,6 @@ class Classification:
             if not is_out_of_scope(reasons):
                 reasons += confidence_reason(float(output.probabilities.max()), self.min_confidence)
             yield ImageResult(
-                item.name, output.probabilities, "", item.fields, tuple(reasons), score, output.cam, names
+                item.name, output.probabilities, "", item.fields, tuple(reasons), score, output.cam, names,
+                item.image,
             )

@@ -85,6 +85,13 @@ def classify(
             help="Rows less confident than this get 'low confidence' in the review column.",
         ),
     ] = DEFAULTS.min_confidence,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Also write DIR/index.html: every row with its image and heatmap, doubtful rows first.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar and no summary.")] = False,
     version: VersionOption = False,
 ) -> None:
@@ -114,6 +121,11 @@ def classify(
     progress = progress_bar(show_progress, "classifying")
     settings = Settings(batch_size, DEFAULTS.decode_workers, fields, min_confidence)
     classification = Classification(classifier, settings)
+    page = None
+    if report_dir is not None:
+        from brain_tumor_edge.runtime.review_page import ReviewPage
+
+        page = ReviewPage(report_dir, classifier.class_names, classifier.metadata, str(folder))
     try:
         with (
             FileLock(lock_path(csv)),
@@ -124,6 +136,8 @@ def classify(
             todo = (path for path in walk if not report.is_done(path))
             for result in classification.run(todo):
                 report.write(result)
+                if page is not None:
+                    page.add(result)
                 if result.error and len(failures) < MAX_FAILURES_SHOWN:
                     failures.append(f"  {result.name}: {result.error}")
                 progress.update(task, completed=report.rows)
@@ -141,6 +155,10 @@ def classify(
         reason = exc.strerror or str(exc)
         raise fail(f"cannot write {partial_path(csv)}: {reason}; rows so far are kept there") from None
 
+    if page is not None:
+        written = page.write(report.failed, classification.skipped)
+        if not quiet:
+            say(f"review page: {written}")
     if not quiet:
         say(_summary(report, classifier, classification, walk, time.perf_counter() - started, csv))
         if failures:

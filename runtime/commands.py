@@ -42,7 +42,5 @@ def _show_version(value: bool) -> None:
 # Add `version: VersionOption = False` to a command's parameters.
 VersionOption = Annotated[
     bool,
-    typer.Option(
-        "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
-    ),
+    typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
 ]

@@ -45,8 +45,17 @@ class NotAnImage(Exception):
 
 
 def looks_like_dicom(head: bytes) -> bool:
-    """True for Part 10 files: 128 bytes of preamble, then `DICM`."""
-    return len(head) >= PREAMBLE_LENGTH and head[128:132] == b"DICM"
+    """Part 10 files (128 bytes of preamble, then `DICM`), and the forms older exports
+    write: `DICM` without the preamble, or a bare data set starting with a group 0008
+    element (little endian) and no file meta at all."""
+    if len(head) >= PREAMBLE_LENGTH and head[128:132] == b"DICM":
+        return True
+    return head[:4] == b"DICM" or (len(head) >= 8 and head[:2] == b"\x08\x00" and head[3] == 0)
+
+
+def _with_preamble(data: bytes) -> bytes:
+    """pydicom looks for `DICM` after a preamble; give one to files written without it."""
+    return bytes(128) + data if data[:4] == b"DICM" else data
 
 
 @dataclass
@@ -61,6 +70,9 @@ def _pydicom():
         import pydicom
     except ImportError:
         raise ImageError(INSTALL_HINT) from None
+    # Archives hold values that break the standard's rules (text in numbers, odd UIDs):
+    # read them without a warning per element; what cannot be used becomes an error row.
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     return pydicom
 
 
@@ -98,7 +110,12 @@ def dicom_byte_limit(path) -> int:
     (uncompressed; compressed data is smaller) plus 1 MiB of elements. Read from the
     header alone, so a multi-gigabyte file is refused before it is read."""
     with open(path, "rb") as handle:
-        dataset = _read_dataset(handle, stop_before_pixels=True)
+        if handle.read(4) == b"DICM":
+            # No preamble: parse the first MiB with one added (headers are far smaller).
+            dataset = _read_dataset(io.BytesIO(bytes(128) + b"DICM" + handle.read(1 << 20)), True)
+        else:
+            handle.seek(0)
+            dataset = _read_dataset(handle, stop_before_pixels=True)
     rows, columns, frames, samples = _declared_pixels(dataset)
     _check_pixel_budget(rows, columns, frames)
     bits = _number(dataset, "BitsAllocated", 16) or 16
@@ -171,7 +188,7 @@ def read_dicom(data: bytes, fields: tuple[str, ...] = ()) -> DicomImage:
     """Decode every frame of a DICOM file; raises NotAnImage or ImageError."""
     from brain_tumor_edge.runtime.scope import channel_difference, colour_reason, dicom_reasons
 
-    dataset = _read_dataset(io.BytesIO(data))
+    dataset = _read_dataset(io.BytesIO(_with_preamble(data)))
     if "DirectoryRecordSequence" in dataset:
         raise NotAnImage("DICOMDIR")
     if "PixelData" not in dataset:

@@ -81,7 +81,7 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
         full_scale = (1 << peak.bit_length()) - 1
         return np.round(image.astype(np.float32) * (255.0 / full_scale)).astype(np.uint8)
     if image.dtype in (np.float32, np.float64):
-        finite = np.nan_to_num(image.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        finite = np.nan_to_num(image.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         low, high = float(finite.min()), float(finite.max())
         if high <= low:
             return np.zeros(image.shape, np.uint8)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from brain_tumor_edge.runtime.errors import ImageError
+from brain_tumor_edge.runtime.files import read_input
 from brain_tumor_edge.runtime.preprocess import decode_image
 from brain_tumor_edge.train.data import LabelledFiles, scan_labelled_folder
 from brain_tumor_edge.train.twins import near_pairs, perceptual_hash
@@ -25,20 +26,30 @@ class Fingerprints:
     files: LabelledFiles
     sha256: list[str]
     phash: np.ndarray  # uint64, one per file; 0 where the file could not be decoded
+    unreadable: list[str] = field(default_factory=list)  # "path: reason", a finding of its own
 
 
 def fingerprint(files: LabelledFiles, threads: int = 2) -> Fingerprints:
-    def one(path: Path) -> tuple[str, int]:
-        data = path.read_bytes()
+    def one(path: Path) -> tuple[str, int, str]:
         try:
-            return hashlib.sha256(data).hexdigest(), perceptual_hash(decode_image(data))
+            data = read_input(path)
+        except (OSError, ImageError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            # A digest of its own, so unreadable files never count as each other's twins.
+            return f"unreadable:{path}", 0, f"{path}: {reason}"
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            return digest, perceptual_hash(decode_image(data)), ""
         except ImageError:
-            return hashlib.sha256(data).hexdigest(), 0
+            return digest, 0, ""
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         results = list(pool.map(one, files.paths))
     return Fingerprints(
-        files, [digest for digest, _ in results], np.asarray([h for _, h in results], np.uint64)
+        files,
+        [digest for digest, _, _ in results],
+        np.asarray([h for _, h, _ in results], np.uint64),
+        [problem for _, _, problem in results if problem],
     )
 
 
@@ -54,13 +65,15 @@ class AuditReport:
     near_twins_in_reference: int = 0
     cross_label_conflicts: list[tuple[str, str]] = field(default_factory=list)
     leaked: list[str] = field(default_factory=list)  # files with an exact or near twin in the reference
+    unreadable: list[str] = field(default_factory=list)  # "path: reason" for files that could not be read
 
     def summary(self) -> str:
         lines = [
             f"{self.folder}: {self.images} images, {self.exact_duplicate_files} in exact-duplicate "
             f"groups, {self.near_duplicate_pairs} near-duplicate pairs, "
-            f"{len(self.label_conflicts)} label conflicts"
+            f"{len(self.label_conflicts)} label conflicts, {len(self.unreadable)} unreadable"
         ]
+        lines += [f"  unreadable: {problem}" for problem in self.unreadable[:10]]
         if self.reference:
             lines.append(
                 f"against {self.reference}: {self.exact_twins_in_reference} exact and "
@@ -89,6 +102,7 @@ def audit(folder: Path, reference: Path | None = None, threads: int = 2) -> Audi
         exact_duplicate_files=sum(1 for d in target.sha256 if counts[d] > 1),
         near_duplicate_pairs=len(pairs),
         label_conflicts=conflicts,
+        unreadable=target.unreadable,
     )
     if reference is None:
         return report
@@ -97,6 +111,7 @@ def audit(folder: Path, reference: Path | None = None, threads: int = 2) -> Audi
     exact = {i for i, digest in enumerate(target.sha256) if digest in ref_digests}
     cross = near_pairs(target.phash, ref.phash)
     near = {i for i, _ in cross} - exact
+    report.unreadable += ref.unreadable
     report.reference = str(reference)
     report.exact_twins_in_reference = len(exact)
     report.near_twins_in_reference = len(near)

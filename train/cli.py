@@ -1,4 +1,4 @@
-"""`bt-train` and `bt-evaluate`."""
+"""`bt-train`, `bt-evaluate` and `bt-audit`."""
 
 from __future__ import annotations
 
@@ -12,18 +12,11 @@ from typing import Annotated
 
 import typer
 
-train_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-evaluate_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-audit_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+from brain_tumor_edge.runtime.commands import EXIT_INTERRUPTED, VersionOption, fail, new_app
 
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-def fail(message: str, status: int = EXIT_USAGE) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(status)
+train_app = new_app()
+evaluate_app = new_app()
+audit_app = new_app()
 
 
 def require_training_extra() -> None:
@@ -50,6 +43,7 @@ def train_command(
         str, typer.Option(help="cpu, cuda, or auto (a GPU when there is one).")
     ] = "cpu",
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    version: VersionOption = False,
 ) -> None:
     """Train a classifier on a labelled image folder; the best epoch (validation accuracy) is kept."""
     require_training_extra()
@@ -81,6 +75,8 @@ def train_command(
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise fail("interrupted before the first epoch finished", EXIT_INTERRUPTED) from None
+    if not metrics:
+        return  # a rank other than 0 under torchrun: rank 0 reports
     validation = metrics["validation"]
     typer.echo(
         f"best epoch {metrics['best_epoch']}: validation accuracy {validation['accuracy']:.4f} "
@@ -91,10 +87,50 @@ def train_command(
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
+def _screen(model: Path | None, positive: Path | None, healthy: Path | None, out: Path | None) -> None:
+    """bt-evaluate --positive/--healthy: screening figures of an exported model (runtime only)."""
+    from brain_tumor_edge.runtime.errors import ModelError
+    from brain_tumor_edge.runtime.model import Classifier, default_model_path
+    from brain_tumor_edge.train.external import describe, screen_folder
+
+    try:
+        classifier = Classifier(model or default_model_path())
+    except ModelError as exc:
+        raise fail(str(exc)) from None
+    reports = []
+    for folder, is_positive in ((positive, True), (healthy, False)):
+        if folder is None:
+            continue
+        if not folder.is_dir():
+            raise fail(f"no such folder: {folder}")
+        report = screen_folder(classifier, folder, is_positive)
+        if report["images"] == 0:
+            raise fail(f"no images found in {folder}")
+        typer.echo(describe(report))
+        reports.append(report)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"written to {out}")
+
+
 @evaluate_app.command()
 def evaluate_command(
-    checkpoint: Annotated[Path, typer.Argument(help="Run directory or .pt checkpoint.")],
-    data: Annotated[Path, typer.Option(help="Labelled folder, e.g. .../Testing.")],
+    checkpoint: Annotated[
+        Path | None, typer.Argument(help="Run directory or .pt checkpoint (for --data).")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(help="Labelled folder, e.g. .../Testing.")] = None,
+    positive: Annotated[
+        Path | None,
+        typer.Option(help="Folder of tumour-positive images of unknown type: how many are missed."),
+    ] = None,
+    healthy: Annotated[
+        Path | None, typer.Option(help="Folder of images without a tumour: how many false alarms.")
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="ONNX model for --positive/--healthy; default: the bundled model."),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Where to write; default RUN_DIR/eval-<folder name>.")
     ] = None,
@@ -104,8 +140,16 @@ def evaluate_command(
     ] = None,
     threads: Annotated[int, typer.Option(min=1)] = os.cpu_count() or 1,
     quiet: bool = False,
+    version: VersionOption = False,
 ) -> None:
-    """Accuracy, per-class precision/recall/F1 and the confusion matrix of a checkpoint on a folder."""
+    """Accuracy, per-class recall and the confusion matrix of a checkpoint on a labelled folder;
+    or, with --positive/--healthy, how often an exported model misses a tumour or raises a false alarm.
+    """
+    if positive or healthy:
+        _screen(model, positive, healthy, out)
+        return
+    if checkpoint is None or data is None:
+        raise fail("give a CHECKPOINT and --data, or --positive/--healthy folders")
     require_training_extra()
     from brain_tumor_edge.train.checkpoint import resolve_checkpoint_path
     from brain_tumor_edge.train.data import DataError
@@ -146,6 +190,7 @@ def audit_command(
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report here.")] = None,
     threads: Annotated[int, typer.Option(min=1)] = os.cpu_count() or 1,
+    version: VersionOption = False,
 ) -> None:
     """Find exact and near-duplicate images, within a folder and against a reference, and label conflicts."""
     from brain_tumor_edge.train.audit import audit

@@ -16,7 +16,7 @@ import numpy as np
 from rich.progress import Progress
 
 from brain_tumor_edge.runtime.errors import ImageError
-from brain_tumor_edge.runtime.files import iter_image_files
+from brain_tumor_edge.runtime.files import iter_image_files, read_input
 from brain_tumor_edge.runtime.preprocess import PreprocessConfig, decode_image, resize_chw
 from brain_tumor_edge.train.twins import perceptual_hash
 
@@ -102,9 +102,10 @@ def stratified_subset(files: LabelledFiles, max_images: int, seed: int) -> Label
 
 def _read_one(path: Path, config: PreprocessConfig) -> tuple[np.ndarray | None, str, int, str]:
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return None, "", 0, f"{path}: {exc.strerror or exc}"
+        data = read_input(path)
+    except (OSError, ImageError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return None, "", 0, f"{path}: {reason}"
     digest = hashlib.sha256(data).hexdigest()
     try:
         decoded = decode_image(data, config.channel_order)

@@ -35,6 +35,7 @@ from brain_tumor_edge.train.data import (
     scan_labelled_folder,
     stratified_subset,
 )
+from brain_tumor_edge.train.distributed import Ranks, unwrap
 from brain_tumor_edge.train.plots import plot_confusion_matrix, plot_curves
 from brain_tumor_edge.train.recipe import Recipe
 from brain_tumor_edge.train.twins import twin_groups
@@ -161,14 +162,17 @@ def _train_one_epoch(
     preprocess: PreprocessConfig,
     progress: Progress,
     epoch: int,
+    ranks: Ranks,
+    seed: int,
 ) -> tuple[float, float]:
     model.train()
     device = model_device(model)
-    order = torch.randperm(len(data.labels)).numpy()
+    order = ranks.epoch_order(len(data.labels), seed, epoch)
+    batch_size = ranks.local_batch(recipe.batch_size)
     task = progress.add_task(f"epoch {epoch}/{recipe.epochs}", total=len(order), stats="")
     loss_sum, correct, seen = 0.0, 0, 0
-    for start in range(0, len(order), recipe.batch_size):
-        indices = np.sort(order[start : start + recipe.batch_size])
+    for start in range(0, len(order), batch_size):
+        indices = np.sort(order[start : start + batch_size])
         images = augment_batch(
             torch.from_numpy(data.images[indices]), steps.augmentation, preprocess.grayscale
         )
@@ -186,6 +190,7 @@ def _train_one_epoch(
             task, advance=len(indices), stats=f"loss {loss_sum / seen:.3f} acc {correct / seen:.3f}"
         )
     progress.remove_task(task)
+    loss_sum, correct, seen = ranks.sum(loss_sum, correct, seen)
     return loss_sum / seen, correct / seen
 
 
@@ -223,9 +228,18 @@ def train(config: TrainConfig) -> dict:
     """Train, keep the best epoch, write every artifact into `config.out`; returns metrics."""
     architecture = get_architecture(config.arch)
     preprocess = config.resolved_preprocess()
-    device = config.resolved_device()
-    torch.manual_seed(config.seed)
+    ranks = Ranks.start(config.resolved_device())
+    try:
+        return _train(config, architecture, preprocess, ranks)
+    finally:
+        ranks.stop()
+
+
+def _train(config: TrainConfig, architecture, preprocess: PreprocessConfig, ranks: Ranks) -> dict:
+    device = ranks.device
+    torch.manual_seed(config.seed)  # the same initial weights on every rank
     torch.set_num_threads(config.threads)
+    say = console.print if ranks.is_main else (lambda *args, **kwargs: None)
 
     started = time.perf_counter()
     dataset, train_set, val_set, skipped = load_split(
@@ -233,19 +247,24 @@ def train(config: TrainConfig) -> dict:
         config.threads, config.show_progress,
     )
     for problem in skipped:
-        console.print(f"[yellow]skipped[/] {problem}")
-    console.print(
+        say(f"[yellow]skipped[/] {problem}")
+    say(
         f"{len(dataset.labels)} images ({', '.join(dataset.class_names)}) decoded in "
         f"{time.perf_counter() - started:.1f}s: {len(train_set.labels)} train, "
         f"{len(val_set.labels)} validation (exact and near twins kept on one side)"
     )
 
     model = architecture.build(len(dataset.class_names)).to(device, memory_format=torch.channels_last)
-    console.print(f"architecture {architecture.name}: {parameter_count(model):,} parameters, on {device}")
+    processes = f", {ranks.world} processes" if ranks.distributed else ""
+    say(f"architecture {architecture.name}: {parameter_count(model):,} parameters, on {device}{processes}")
+    model = ranks.wrap(model)
+    torch.manual_seed(config.seed + ranks.rank)  # each rank its own augmentation and dropout draws
     recipe = config.resolved_recipe()
-    steps_per_epoch = math.ceil(len(train_set.labels) / recipe.batch_size)
+    per_rank = math.ceil(len(train_set.labels) / ranks.world)
+    steps_per_epoch = math.ceil(per_rank / ranks.local_batch(recipe.batch_size))
     steps = _Optimisation.for_recipe(model, recipe, steps_per_epoch, preprocess.size)
-    config.out.mkdir(parents=True, exist_ok=True)
+    if ranks.is_main:
+        config.out.mkdir(parents=True, exist_ok=True)
 
     history: list[dict] = []
     best: dict | None = None
@@ -256,7 +275,7 @@ def train(config: TrainConfig) -> dict:
         TextColumn("{task.completed}/{task.total} {task.fields[stats]}"),
         TimeRemainingColumn(),
         console=console,
-        disable=not config.show_progress,
+        disable=not (config.show_progress and ranks.is_main),
         transient=True,
     )
     try:
@@ -264,10 +283,11 @@ def train(config: TrainConfig) -> dict:
             for epoch in range(1, recipe.epochs + 1):
                 epoch_start = time.perf_counter()
                 train_loss, train_acc = _train_one_epoch(
-                    model, steps, train_set, recipe, preprocess, progress, epoch
+                    model, steps, train_set, recipe, preprocess, progress, epoch, ranks, config.seed
                 )
                 train_seconds = time.perf_counter() - epoch_start
-                probabilities = predict_probabilities(model, val_set.images, preprocess)
+                # Every rank holds the same weights: each computes the same validation figures.
+                probabilities = predict_probabilities(unwrap(model), val_set.images, preprocess)
                 val_loss = negative_log_likelihood(probabilities, val_set.labels)
                 val_acc = float((probabilities.argmax(1) == val_set.labels).mean())
                 row = {
@@ -280,21 +300,26 @@ def train(config: TrainConfig) -> dict:
                     "train_images_per_second": round(len(train_set.labels) / train_seconds, 1),
                 }
                 history.append(row)
-                _write_history(history, config.out / "history.csv")
                 improved = best is None or (val_acc, -val_loss) > (best["val_acc"], -best["val_loss"])
+                if improved:
+                    best = row
+                if not ranks.is_main:
+                    continue
+                _write_history(history, config.out / "history.csv")
                 console.print(
                     f"epoch {epoch:>3}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
                     f"val loss {val_loss:.4f} acc {val_acc:.4f} | {row['epoch_seconds']:.0f}s, "
                     f"{row['train_images_per_second']:.0f} img/s{'  *best' if improved else ''}"
                 )
                 if improved:
-                    best = row
                     save_checkpoint(
                         Checkpoint(
                             architecture=architecture.name,
                             class_names=dataset.class_names,
                             preprocess=preprocess,
-                            state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                            state_dict={
+                                k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()
+                            },
                             epoch=epoch,
                             seed=config.seed,
                             train_config=config.as_record(),
@@ -306,8 +331,15 @@ def train(config: TrainConfig) -> dict:
         console.print("[yellow]interrupted: keeping the best checkpoint so far[/]")
     if best is None:
         raise KeyboardInterrupt  # nothing finished: nothing to report
-
-    return _finish(config, architecture.name, dataset, val_set, history, best, skipped, interrupted)
+    in_sync = ranks.in_sync(unwrap(model))
+    metrics: dict = {}
+    if ranks.is_main:
+        metrics = _finish(config, architecture.name, dataset, val_set, history, best, skipped, interrupted)
+        metrics["processes"] = ranks.world
+        metrics["ranks_in_sync"] = in_sync
+        (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    ranks.barrier()
+    return metrics
 
 
 def _finish(

@@ -8,11 +8,13 @@ from typer.testing import CliRunner
 
 import brain_tumor_edge.export.pipeline as pipeline
 from brain_tumor_edge.export.cli import app
+from brain_tumor_edge.export.config import ExportConfig
 from brain_tumor_edge.export.parity import ParityThresholds
-from brain_tumor_edge.export.pipeline import ExportConfig, run_export
+from brain_tumor_edge.export.pipeline import run_export
 from brain_tumor_edge.runtime.integrity import CHECKSUM_KEY, verify
 from brain_tumor_edge.runtime.model import Classifier
 from brain_tumor_edge.runtime.preprocess import PreprocessConfig, load_image
+from brain_tumor_edge.train.architectures import get_architecture
 from tests.conftest import sample_files
 
 runner = CliRunner()
@@ -64,8 +66,11 @@ def test_metadata_is_complete_and_read_back(exported, trained_run):
     for path, precision in ((exported.fp32_path, "fp32"), (exported.int8_path, "int8")):
         meta = Classifier(path).metadata
         assert meta.class_names == ("glioma", "meningioma", "notumor", "pituitary")
-        assert meta.preprocess == PreprocessConfig(size=150)
+        assert meta.preprocess == get_architecture("paper").preprocess
         assert meta.architecture == "paper" and meta.precision == precision
+        # The scope score's limit travels with the model, with what it was chosen on.
+        assert meta.scope["limit"] > 0 and meta.scope["limit_chosen_on_images"] > 0
+        assert Classifier(path).has_scope and not Classifier(path).has_maps  # flatten + dense: no maps
         assert meta.seed == 5 and len(meta.checkpoint_sha256) == 64
         assert meta.created and meta.tool_version
         assert "validation_accuracy" in meta.metrics
@@ -108,7 +113,7 @@ def test_cli_gate_failure_exits_non_zero(trained_run, tmp_path, monkeypatch):
     [
         (["/no/such/run", "--out", "{tmp}/m.onnx"], "checkpoint not found"),
         (["{run}", "--out", "{tmp}/m.txt"], "must end in .onnx"),
-        (["{run}", "--out", "/no/such/dir/m.onnx"], "does not exist"),
+        (["{run}", "--out", "{tmp}/m.onnx", "--quantize", "--calibration-images", "5"], "calibration batch"),
         (["{run}", "--out", "{tmp}/m.onnx", "--check-data", "/no/such/data"], "not found"),
     ],
 )
@@ -117,3 +122,64 @@ def test_bad_paths_give_one_line_errors(trained_run, tmp_path, args, message):
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_scope_flags_few_validation_like_images_and_int8_agrees(exported):
+    parity = exported.parity
+    assert parity.int8_scope_agreement is not None and parity.int8_scope_agreement >= 0.99
+    model = Classifier(exported.int8_path)
+    batch = np.stack([load_image(p.read_bytes(), model.metadata.preprocess) for p in sample_files()])
+    scores = model.run(batch).scope
+    assert scores.shape == (len(batch),) and np.isfinite(scores).all()
+    # Pure noise sits far outside the training features.
+    noise = np.random.default_rng(0).integers(0, 256, batch.shape, dtype=np.uint8)
+    assert model.run(noise).scope.min() > np.median(scores)
+
+
+def test_export_creates_the_output_folder(trained_run: Path, tmp_path: Path):
+    out = tmp_path / "new" / "deeper" / "m.onnx"
+    result = run_export(ExportConfig(checkpoint=trained_run, out=out, check_images=50, scope=None))
+    assert result.parity.passed and out.is_file()
+    assert not Classifier(out).has_scope  # exported without the scope output, and says so
+
+
+@pytest.fixture(scope="module")
+def compact_export(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> pipeline.ExportResult:
+    """The bundled architecture, briefly trained: grey + percentile input, activation maps."""
+    from brain_tumor_edge.train.recipe import Recipe
+    from brain_tumor_edge.train.trainer import TrainConfig, train
+
+    run = tmp_path_factory.mktemp("compact")
+    recipe = get_architecture("compact").recipe
+    train(
+        TrainConfig(
+            data=dataset / "Training",
+            out=run,
+            arch="compact",
+            recipe=Recipe(**{**recipe.__dict__, "epochs": 1}),
+            max_images=400,
+            seed=3,
+            show_progress=False,
+        )
+    )
+    out = tmp_path_factory.mktemp("compact-export") / "compact.onnx"
+    gate = ParityThresholds(int8_min_agreement=0.8, int8_max_accuracy_drop=0.2, int8_min_scope_agreement=0.9)
+    return run_export(
+        ExportConfig(checkpoint=run, out=out, quantize=True, calibration_images=100, check_images=100,
+                     thresholds=gate)
+    )
+
+
+def test_compact_export_carries_its_input_definition_and_activation_maps(compact_export):
+    expected = get_architecture("compact").preprocess
+    assert expected.grayscale and expected.intensity == "percentile"
+    for path in (compact_export.fp32_path, compact_export.int8_path):
+        model = Classifier(path)
+        # Training, export and runtime agree on the new steps: the metadata round trip.
+        assert model.metadata.preprocess == expected
+        assert model.has_maps and model.has_scope
+        batch = np.stack([load_image(p.read_bytes(), expected) for p in sample_files()[:3]])
+        output = model.run(batch)
+        assert output.cam.shape[:2] == (3, 4) and output.cam.shape[2] == output.cam.shape[3] > 1
+    assert compact_export.parity.int8_cam_correlation is not None
+    assert compact_export.parity.int8_cam_correlation > 0.9

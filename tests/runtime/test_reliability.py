@@ -177,7 +177,7 @@ def test_ctrl_c_exits_130_and_keeps_finished_rows(tmp_path: Path):
         (folder / f"{index:05d}.jpg").write_bytes(data)
     out = tmp_path / "out.csv"
     process = subprocess.Popen(
-        [sys.executable, "-m", "brain_tumor_edge.runtime", str(folder), "--csv", str(out), "--batch-size", "8"],
+        [sys.executable, "-m", "brain_tumor_edge.runtime", folder, "--csv", out, "--batch-size", "8"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 from typer.testing import CliRunner
 
-from tests.conftest import sample_files
 from brain_tumor_edge.train.audit import audit
 from brain_tumor_edge.train.cli import audit_app
+from tests.conftest import sample_files
 
 
 def plant(tmp_path: Path) -> tuple[Path, Path]:
@@ -61,3 +61,16 @@ def test_audit_cli_prints_a_summary(tmp_path: Path):
     )
     assert result.exit_code == 0, result.output
     assert "1 label conflicts" in result.output and (tmp_path / "a.json").is_file()
+
+
+def test_an_unreadable_file_is_a_finding_not_a_traceback(tmp_path: Path):
+    folder = tmp_path / "data"
+    for index, path in enumerate(sample_files()[:4]):
+        target = folder / ("a" if index % 2 else "b")
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    (folder / "a" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")  # unreadable whoever runs it
+    result = CliRunner().invoke(audit_app, [str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "1 unreadable" in result.output and "gone.jpg" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,172 @@
+"""One model, every figure that says what it can be trusted with, from one run.
+
+- Testing (labelled, in scope): accuracy and per-class recall over all rows and over the
+  rows not flagged out of scope, and the share flagged out of scope.
+- Out of scope (bench/out_of_scope_set.py): the share flagged or refused, by the input
+  checks alone, the scope score alone and both; AUROC of the scope score against
+  Testing, next to the usual baseline (1 - max softmax probability).
+- External tumour-positive slices: missed (notumor, not flagged), flagged, detected.
+
+    python bench/model_report.py --model runtime/models/default.int8.onnx \
+        --testing ../shared/data/brain-tumor-mri/Testing \
+        --external ../shared/data/external/tumour-positive --json bench/model_report.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from brain_tumor_edge.runtime.api import Settings, classify_folder, load_model
+from brain_tumor_edge.runtime.files import FolderWalk
+from brain_tumor_edge.runtime.scope import OUT_OF_SCOPE, SEPARATOR
+from brain_tumor_edge.train.external import describe, screen_folder
+
+NO_CONFIDENCE_FLAG = Settings(min_confidence=None)
+
+
+def auroc(in_scope: np.ndarray, out_of_scope: np.ndarray) -> float:
+    """P(score of an out-of-scope input > score of an in-scope one), ties half (Mann-Whitney)."""
+    if len(in_scope) == 0 or len(out_of_scope) == 0:
+        return float("nan")
+    scores = np.concatenate([in_scope, out_of_scope])
+    order = scores.argsort(kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for value in np.unique(scores):  # average ranks of ties
+        tied = scores == value
+        ranks[tied] = ranks[tied].mean()
+    rank_sum = ranks[len(in_scope) :].sum()
+    n_out = len(out_of_scope)
+    return float((rank_sum - n_out * (n_out + 1) / 2) / (len(in_scope) * n_out))
+
+
+def _rows(folder: Path, model) -> list[dict]:
+    rows = []
+    for result in classify_folder(folder, model, NO_CONFIDENCE_FLAG):
+        reasons = [r for r in result.review.split(SEPARATOR) if r]
+        rows.append(
+            {
+                "path": result.name,
+                "error": result.error,
+                "input_check": any(
+                    r.startswith(OUT_OF_SCOPE) and "unlike the training" not in r for r in reasons
+                ),
+                "scope_flag": any("unlike the training" in r for r in reasons),
+                "scope": result.scope,
+                "msp": None if result.probabilities is None else float(result.probabilities.max()),
+                "prediction": None if result.probabilities is None else int(result.probabilities.argmax()),
+            }
+        )
+    return rows
+
+
+def testing_figures(folder: Path, model) -> tuple[dict, list[dict]]:
+    rows = _rows(folder, model)
+    names = list(model.class_names)
+    truth = np.array([names.index(Path(row["path"]).parent.name) for row in rows])
+    predicted = np.array([-1 if row["prediction"] is None else row["prediction"] for row in rows])
+    flagged = np.array([row["input_check"] or row["scope_flag"] for row in rows])
+
+    def summary(mask: np.ndarray) -> dict:
+        recall = {
+            n: round(float((predicted[mask & (truth == i)] == i).mean()), 4) for i, n in enumerate(names)
+        }
+        return {
+            "images": int(mask.sum()),
+            "accuracy": round(float((predicted[mask] == truth[mask]).mean()), 4),
+            "recall": recall,
+        }
+
+    figures = {
+        "all": summary(np.ones(len(rows), bool)),
+        "not_flagged": summary(~flagged),
+        "flagged_out_of_scope": round(float(flagged.mean()), 4),
+        "flagged_by_scope_score": round(float(np.mean([row["scope_flag"] for row in rows])), 4),
+    }
+    return figures, rows
+
+
+def out_of_scope_figures(folder: Path, model, testing_rows: list[dict]) -> dict:
+    rows = _rows(folder, model)
+    walk = FolderWalk(folder)
+    files = list(walk)
+    refused_unlisted = walk.ignored  # files the walk never offers as images (e.g. .gif)
+    total = len(rows) + refused_unlisted
+    by_input = sum(row["input_check"] or bool(row["error"]) for row in rows) + refused_unlisted
+    by_scope = sum(row["scope_flag"] for row in rows)
+    either = sum(row["input_check"] or row["scope_flag"] or bool(row["error"]) for row in rows)
+    either += refused_unlisted
+    scored_in = np.array([r["scope"] for r in testing_rows if r["scope"] is not None])
+    scored_out = np.array([r["scope"] for r in rows if r["scope"] is not None])
+    msp_in = np.array([1 - r["msp"] for r in testing_rows if r["msp"] is not None])
+    msp_out = np.array([1 - r["msp"] for r in rows if r["msp"] is not None])
+    missed = [Path(r["path"]).name for r in rows if not (r["input_check"] or r["scope_flag"] or r["error"])]
+    return {
+        "inputs": total,
+        "files_listed": len(files),
+        "flagged_or_refused": round(either / total, 4),
+        "by_input_checks_alone": round(by_input / total, 4),
+        "by_scope_score_alone": round(by_scope / total, 4) if len(scored_out) else None,
+        "auroc_scope_score": round(auroc(scored_in, scored_out), 4) if len(scored_out) else None,
+        "auroc_max_softmax_baseline": round(auroc(msp_in, msp_out), 4),
+        "not_flagged": missed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, default=None, help="default: the bundled model")
+    parser.add_argument("--testing", type=Path, required=True)
+    parser.add_argument("--external", type=Path, default=None, help="tumour-positive folder")
+    parser.add_argument(
+        "--out-of-scope", type=Path, default=None, help="default: built in a temporary folder"
+    )
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    model = load_model(args.model)
+    report: dict = {
+        "model": str(model.path),
+        "has_scope_output": model.has_scope,
+        "scope": model.metadata.scope,
+    }
+    report["testing"], testing_rows = testing_figures(args.testing, model)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = args.out_of_scope
+        if folder is None:
+            from out_of_scope_set import build  # bench/ sibling
+
+            folder = Path(scratch) / "out-of-scope"
+            build(folder)
+        report["out_of_scope"] = out_of_scope_figures(folder, model, testing_rows)
+    if args.external:
+        report["external"] = screen_folder(model, args.external, positive=True)
+    testing, away = report["testing"], report["out_of_scope"]
+    print(f"model: {model.path} (scope output: {model.has_scope})")
+    print(
+        f"Testing: accuracy {testing['all']['accuracy']:.4f} on {testing['all']['images']}; "
+        f"not flagged {testing['not_flagged']['accuracy']:.4f} on {testing['not_flagged']['images']}, "
+        f"recall {testing['not_flagged']['recall']}; "
+        f"flagged out of scope {testing['flagged_out_of_scope']:.2%}"
+    )
+    print(
+        f"out of scope: {away['flagged_or_refused']:.1%} of {away['inputs']} flagged or refused "
+        f"(input checks alone {away['by_input_checks_alone']:.1%}, scope score alone "
+        f"{away['by_scope_score_alone']}); AUROC scope {away['auroc_scope_score']}, "
+        f"max-softmax baseline {away['auroc_max_softmax_baseline']}"
+    )
+    print(f"  not flagged: {', '.join(away['not_flagged']) or 'none'}")
+    if args.external:
+        print("external: " + describe(report["external"]))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""What `bt-export` does, as plain settings (no torch or onnx here, so `--help` stays quick)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from brain_tumor_edge.export.parity import ParityThresholds
+from brain_tumor_edge.export.scope import ScopeConfig
+
+
+@dataclass(frozen=True)
+class QuantizationConfig:
+    per_channel: bool = True
+    reduce_range: bool = True
+    calibration_batch: int = 20
+    # Op types left in float. Softmax: quantized probabilities would come in 1/256 steps.
+    keep_float: tuple[str, ...] = ("Softmax",)
+
+
+@dataclass
+class ExportConfig:
+    checkpoint: Path
+    out: Path
+    quantize: bool = False
+    calibration_data: Path | None = None
+    check_data: Path | None = None
+    # onnxruntime's calibrators take whole batches; fewer than a few hundred images give
+    # activation ranges that vary from run to run (measured: +-2 images of Testing accuracy).
+    calibration_images: int = 600
+    check_images: int = 500
+    seed: int = 0
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    thresholds: ParityThresholds = field(default_factory=ParityThresholds)
+    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
+    scope: ScopeConfig | None = field(default_factory=ScopeConfig)  # None: no scope output
+    show_progress: bool = False

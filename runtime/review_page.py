@@ -1,0 +1,159 @@
+"""`bt-classify --report DIR`: one HTML page to look at every row, doubtful ones first.
+
+The page opens from the file system with a double-click on a PC without network: the
+CSS and JavaScript are inline, the thumbnails are small JPEG files beside it, and no
+font, script or image is fetched from anywhere. Every value from the files (paths,
+DICOM fields, errors) travels as JSON and is put on the page as text, never as HTML.
+
+Written by hand rather than with a template library: the runtime's dependencies stay
+onnxruntime, OpenCV, numpy and typer, and the page is one string with a few holes.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from brain_tumor_edge.runtime.classify import ImageResult
+from brain_tumor_edge.runtime.metadata import ModelMetadata
+
+THUMBNAIL_SIDE = 128
+JPEG_QUALITY = 80
+
+
+def overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """A 3xSxS uint8 image with a class-activation map laid over it, as HxWx3 BGR."""
+    grey = np.ascontiguousarray(image.transpose(1, 2, 0))
+    bgr = cv2.cvtColor(grey, cv2.COLOR_RGB2BGR)
+    side = bgr.shape[0]
+    heat = cv2.resize(cam.astype(np.float32), (side, side), interpolation=cv2.INTER_CUBIC)
+    heat -= heat.min()
+    heat /= max(float(heat.max()), 1e-6)
+    colour = cv2.applyColorMap(np.round(heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    return cv2.addWeighted(bgr, 0.6, colour, 0.4, 0.0)
+
+
+def _thumbnail(bgr: np.ndarray) -> bytes:
+    small = cv2.resize(bgr, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    return data.tobytes() if ok else b""
+
+
+def histogram_svg(confidences: list[float], bins: int = 20) -> str:
+    """Inline SVG bars of the confidence distribution (0..1)."""
+    counts, _ = np.histogram(np.asarray(confidences, float), bins=bins, range=(0.0, 1.0))
+    peak = max(int(counts.max()) if len(counts) else 0, 1)
+    width, height = 400, 100
+    bar = width / bins
+    rects = "".join(
+        f'<rect x="{i * bar:.1f}" y="{height - c / peak * height:.1f}" width="{bar - 1:.1f}" '
+        f'height="{c / peak * height:.1f}"><title>{i / bins:.2f}-{(i + 1) / bins:.2f}: {c}</title></rect>'
+        for i, c in enumerate(counts)
+    )
+    return (
+        f'<svg class="hist" viewBox="0 0 {width} {height + 14}" role="img" aria-label="confidence histogram">'
+        f'{rects}<text x="0" y="{height + 12}">0</text><text x="{width - 8}" y="{height + 12}">1</text></svg>'
+    )
+
+
+@dataclass
+class ReviewPage:
+    """Collects rows while a run streams; `write()` puts index.html in place at the end."""
+
+    folder: Path
+    class_names: tuple[str, ...]
+    metadata: ModelMetadata
+    source: str
+    max_thumbnails: int = 5000
+    truth_from_folder: bool = False  # labelled folder: the parent folder's name is the class
+    rows: list[dict] = field(default_factory=list)
+    thumbnails: int = 0
+
+    def __post_init__(self) -> None:
+        (self.folder / "thumbs").mkdir(parents=True, exist_ok=True)
+        self.started = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+    def add(self, result: ImageResult) -> None:
+        index = len(self.rows)
+        row: dict = {
+            "path": result.name,
+            "prediction": result.prediction,
+            "confidence": result.confidence,
+            "probabilities": None
+            if result.probabilities is None
+            else [round(float(p), 4) for p in result.probabilities],
+            "review": result.review,
+            "out_of_scope": result.out_of_scope,
+            "error": result.error,
+            "thumb": "",
+            "heat": "",
+        }
+        if self.truth_from_folder:
+            row["truth"] = Path(result.name.split("#")[0]).parent.name
+        doubtful = bool(result.review or result.error)
+        # The cap keeps disk and page size bounded; doubtful rows take their thumbnails first.
+        if result.image is not None and (self.thumbnails < self.max_thumbnails or doubtful):
+            base = f"thumbs/{index:07d}"
+            grey = cv2.cvtColor(np.ascontiguousarray(result.image.transpose(1, 2, 0)), cv2.COLOR_RGB2BGR)
+            (self.folder / f"{base}.jpg").write_bytes(_thumbnail(grey))
+            row["thumb"] = f"{base}.jpg"
+            if result.cam is not None and result.probabilities is not None:
+                best = int(result.probabilities.argmax())
+                (self.folder / f"{base}-cam.jpg").write_bytes(
+                    _thumbnail(overlay(result.image, result.cam[best]))
+                )
+                row["heat"] = f"{base}-cam.jpg"
+            self.thumbnails += 1
+        self.rows.append(row)
+
+    def write(self, failed: int, skipped: dict[str, int]) -> Path:
+        counts = {name: sum(r["prediction"] == name for r in self.rows) for name in self.class_names}
+        summary = {
+            "source": self.source,
+            "started": self.started,
+            "finished": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+            "rows": len(self.rows),
+            "per_class": counts,
+            "flagged": sum(bool(r["review"]) for r in self.rows),
+            "out_of_scope": sum(r["out_of_scope"] for r in self.rows),
+            "failed": failed,
+            "skipped": skipped,
+            "thumbnail_cap": self.max_thumbnails,
+            "thumbnails": self.thumbnails,
+            "model": {
+                "architecture": self.metadata.architecture,
+                "precision": self.metadata.precision,
+                "classes": list(self.class_names),
+                "created": self.metadata.created,
+                "tool_version": self.metadata.tool_version,
+                "scope": self.metadata.scope,
+                "metrics": self.metadata.metrics,
+            },
+        }
+        data = json.dumps({"summary": summary, "rows": self.rows, "classes": list(self.class_names)})
+        # Inside <script>, only "</" can end the element early: escape it.
+        data = data.replace("</", "<\\/")
+        confidences = [r["confidence"] for r in self.rows if r["confidence"] is not None]
+        template = (
+            resources.files("brain_tumor_edge.runtime").joinpath("report_assets/page.html").read_text("utf-8")
+        )
+        values = {
+            "TITLE": html.escape(f"Review: {self.source}"),
+            "HISTOGRAM": histogram_svg(confidences),
+            "DATA": data,
+        }
+        # One pass, so a placeholder inside a value (a path, say) is never substituted.
+        page = re.sub(r"\{\{(TITLE|HISTOGRAM|DATA)\}\}", lambda match: values[match.group(1)], template)
+        target = self.folder / "index.html"
+        partial = target.with_name("index.html.partial")
+        partial.write_text(page, encoding="utf-8")
+        partial.replace(target)
+        return target

@@ -1,0 +1,126 @@
+"""The review page, opened from file:// in a real browser (Debian's Chromium via Playwright)."""
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from brain_tumor_edge.runtime.cli import app
+from tests.conftest import sample_files
+
+CHROMIUM = os.environ.get("BT_CHROMIUM", "/usr/bin/chromium")
+ARTEFACTS = Path(os.environ.get("BT_ARTEFACTS", Path(__file__).resolve().parents[2] / "out"))
+# A file name cannot hold "/", so the script tag spans a folder and a file: the path reads
+# ".../<script>alert(1)</script>.jpg". The second name is an attribute-injection attempt.
+HOSTILE = "<script>alert(1)</script>.jpg"
+HOSTILE_NAME = "<img src=x onerror=alert(2)>.jpg"
+
+
+@pytest.fixture(scope="module")
+def page_and_csv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("in")
+    for path in sample_files():
+        shutil.copy(path, folder / path.name)
+    (folder / "<script>alert(1)<").mkdir()
+    shutil.copy(sample_files()[0], folder / "<script>alert(1)<" / "script>.jpg")
+    shutil.copy(sample_files()[1], folder / HOSTILE_NAME)
+    (folder / "empty.jpg").write_bytes(b"")
+    out = tmp_path_factory.mktemp("out")
+    result = CliRunner().invoke(
+        app, [str(folder), "--csv", str(out / "r.csv"), "--report", str(out / "report")]
+    )
+    assert result.exit_code == 1, result.output  # empty.jpg fails
+    return out / "report" / "index.html", out / "r.csv"
+
+
+def test_the_page_and_its_thumbnails_are_written(page_and_csv):
+    page, _ = page_and_csv
+    text = page.read_text(encoding="utf-8")
+    # Values travel only as JSON inside the data <script>, where "</" is escaped, so no
+    # value can close it; outside it, no value appears at all.
+    before, _, rest = text.partition('<script id="data" type="application/json">')
+    data, _, after = rest.partition("</script>")
+    assert HOSTILE not in data and "<\\/script>" in data
+    for name in (HOSTILE, HOSTILE_NAME, "alert("):
+        assert name not in before and name not in after
+    assert "http://" not in text and "https://" not in text
+    assert len(list((page.parent / "thumbs").glob("*.jpg"))) >= len(sample_files())
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run installs it)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+def test_the_page_works_offline_in_a_real_browser(page_and_csv, browser):
+    page_path, csv_path = page_and_csv
+    with csv_path.open(encoding="utf-8", newline="") as handle:
+        csv_rows = list(csv.DictReader(handle))
+    page = browser.new_page()
+    requests, errors, dialogs = [], [], []
+
+    def route(request_route):
+        url = request_route.request.url
+        if url.startswith("file://"):
+            request_route.continue_()
+        else:
+            requests.append(url)
+            request_route.abort()
+
+    page.route("**/*", route)
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(page_path.as_uri())
+    rows = page.locator("#rows tr")
+    assert rows.count() == len(csv_rows)
+    # Doubtful rows first: the failed file leads.
+    assert "empty.jpg" in rows.first.inner_text()
+    # Every image that is shown has loaded (scrolled into view, since they load lazily).
+    for index in range(rows.count()):
+        rows.nth(index).scroll_into_view_if_needed()
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('img.thumb')).every(i => i.complete && i.naturalWidth > 0)"
+    )
+    # The hostile name is text, not markup, and ran nothing.
+    assert page.get_by_text(HOSTILE, exact=False).count() == 1
+    assert page.get_by_text(HOSTILE_NAME, exact=False).count() == 1 and not dialogs
+    # Filters and search change what is visible.
+    visible = "Array.from(document.querySelectorAll('#rows tr')).filter(r => !r.hidden).length"
+    page.select_option("#class", "glioma")
+    gliomas = sum(row["prediction"] == "glioma" for row in csv_rows)
+    assert page.evaluate(visible) == gliomas
+    page.select_option("#class", "")
+    page.fill("#search", "Te-pi_0014")
+    assert page.evaluate(visible) == 1
+    page.fill("#search", "")
+    page.select_option("#flag", "error")
+    assert page.evaluate(visible) == 1
+    page.select_option("#flag", "")
+    page.locator("h1").click()  # keys go to the page, not to a form field
+    page.keyboard.press("j")
+    assert page.locator("tr.focus").count() == 1
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTEFACTS / "review-page.png"), full_page=False)
+    assert not requests, requests
+    assert not errors, errors
