@@ -70,14 +70,3 @@ def classify_folder(
         raise NotADirectoryError(f"not a folder: {folder}")
     return _classification(model, settings).run(FolderWalk(folder, recursive))
 
-
-__all__ = [
-    "Classifier",
-    "ImageResult",
-    "Settings",
-    "classify_array",
-    "classify_file",
-    "classify_folder",
-    "default_model_path",
-    "load_model",
-]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -92,6 +95,13 @@ def classify(
             help="Also write DIR/index.html: every row with its image and heatmap, doubtful rows first.",
         ),
     ] = None,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Run on a Ray cluster (pip install '.[cluster]'); same CSV.")
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join, e.g. ray://head:10001; default: RAY_ADDRESS or a local one."),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar and no summary.")] = False,
     version: VersionOption = False,
 ) -> None:
@@ -113,9 +123,12 @@ def classify(
     except ModelError as exc:
         raise fail(str(exc)) from None
 
+    if ray and report_dir is not None:
+        raise fail("--report is not available with --ray yet: run --report on one PC")
     walk = FolderWalk(folder, recursive)
     show_progress = not quiet and sys.stderr.isatty()
-    total = sum(1 for _ in walk) if show_progress else None
+    total = sum(1 for _ in walk) if show_progress and not ray else None
+    passed = PassedOver()
     failures: list[str] = []
     started = time.perf_counter()
     progress = progress_bar(show_progress, "classifying")
@@ -133,14 +146,23 @@ def classify(
             progress,
         ):
             task = progress.add_task("classify", total=total, completed=report.rows)
-            todo = (path for path in walk if not report.is_done(path))
-            for result in classification.run(todo):
-                report.write(result)
-                if page is not None:
-                    page.add(result)
-                if result.error and len(failures) < MAX_FAILURES_SHOWN:
-                    failures.append(f"  {result.name}: {result.error}")
-                progress.update(task, completed=report.rows)
+            if ray:
+                model_path = classifier.path.resolve()
+                for row in _ray_rows(folder, model_path, settings, ray_address, recursive, report, passed):
+                    if row[-1 - len(fields)] and len(failures) < MAX_FAILURES_SHOWN:
+                        failures.append(f"  {row[0]}: {row[-1 - len(fields)]}")
+                    progress.update(task, completed=report.rows)
+            else:
+                todo = (path for path in walk if not report.is_done(path))
+                for result in classification.run(todo):
+                    report.write(result)
+                    if page is not None:
+                        page.add(result)
+                    if result.error and len(failures) < MAX_FAILURES_SHOWN:
+                        failures.append(f"  {result.name}: {result.error}")
+                    progress.update(task, completed=report.rows)
+                counts = {"ignored": walk.ignored, "special": walk.special}
+                passed.add({**counts, "skipped": classification.skipped})
             if report.rows == 0:
                 raise fail(f"no images found in {folder}")
     except KeyboardInterrupt:
@@ -160,7 +182,7 @@ def classify(
         if not quiet:
             say(f"review page: {written}")
     if not quiet:
-        say(_summary(report, classifier, classification, walk, time.perf_counter() - started, csv))
+        say(_summary(report, classifier, passed, time.perf_counter() - started, csv))
         if failures:
             more = report.failed - len(failures)
             lines = failures + ([f"  ... and {more} more (see the error column)"] if more > 0 else [])
@@ -168,11 +190,50 @@ def classify(
     raise typer.Exit(EXIT_FAILED if report.failed else EXIT_OK)
 
 
+@dataclass
+class PassedOver:
+    """What a run did not classify: counted for the summary, from one PC or from Ray workers."""
+
+    ignored: int = 0  # not images
+    special: int = 0  # pipes, sockets, devices
+    skipped: Counter = field(default_factory=Counter)  # DICOM without pixels, by reason
+
+    def add(self, counts: dict) -> None:
+        self.ignored += counts.get("ignored", 0)
+        self.special += counts.get("special", 0)
+        self.skipped.update(counts.get("skipped", {}))
+
+
+def _ray_rows(
+    folder: Path,
+    model_path: Path,
+    settings: Settings,
+    address: str | None,
+    recursive: bool,
+    report: CsvReport,
+    passed: PassedOver,
+) -> Iterator[list[str]]:
+    """Rows from the Ray path, written to the report as they arrive in sorted order."""
+    from brain_tumor_edge.runtime.cluster import ClusterJob, classify_on_ray
+
+    job = ClusterJob(str(model_path), settings, settings.dicom_fields)
+    try:
+        for kind, value in classify_on_ray(folder, job, address, recursive, frozenset(report.done)):
+            if kind == "counts":
+                passed.add(value)
+            else:
+                report.write_cells(value)
+                yield value
+    except RuntimeError as exc:
+        if "pip install" in str(exc):
+            raise fail(str(exc)) from None
+        raise
+
+
 def _summary(
     report: CsvReport,
     classifier: Classifier,
-    classification: Classification,
-    walk: FolderWalk,
+    passed: PassedOver,
     seconds: float,
     csv: Path,
 ) -> str:
@@ -189,10 +250,11 @@ def _summary(
         f"{low} low confidence" if low else "",
         f"{report.failed} failed",
     ]
-    skipped = [f"{n} skipped: {why}" for why, n in sorted(classification.skipped.items())]
-    skipped += [plural(walk.ignored, "non-image file", "non-image files") + " skipped"]
-    if walk.special:
-        skipped += [plural(walk.special, "pipe, socket or device", "pipes, sockets or devices") + " skipped"]
+    skipped = [f"{n} skipped: {why}" for why, n in sorted(passed.skipped.items())]
+    skipped += [plural(passed.ignored, "non-image file", "non-image files") + " skipped"]
+    if passed.special:
+        special = plural(passed.special, "pipe, socket or device", "pipes, sockets or devices")
+        skipped += [f"{special} skipped"]
     lines = [
         f"classified {plural(new, 'image')} in {seconds:.1f}s "
         f"({new / max(seconds, 1e-9):.1f} images/s){kept}",

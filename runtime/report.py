@@ -128,8 +128,13 @@ class CsvReport:
         return spreadsheet_safe(str(path)) in self.done
 
     def write(self, result: ImageResult) -> None:
-        self._writer.writerow(result_row(result, self.class_names, self.extra))
-        self._count(result.prediction, result.review, result.error)
+        self.write_cells(result_row(result, self.class_names, self.extra))
+
+    def write_cells(self, cells: list[str]) -> None:
+        """A row already made by `result_row` (on a Ray worker, say)."""
+        self._writer.writerow(cells)
+        position = {name: index for index, name in enumerate(self.columns)}
+        self._count(cells[position["prediction"]], cells[position["review"]], cells[position["error"]])
         self._handle.flush()
 
     def __exit__(

@@ -1,0 +1,92 @@
+"""bt-classify --ray: a real local Ray cluster (2 CPUs) gives the one-PC CSV, row for row."""
+
+import csv
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from brain_tumor_edge.runtime.cli import app
+from tests.conftest import sample_files
+
+ray = pytest.importorskip("ray", reason="the cluster extra is not installed (pip install '.[cluster]')")
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def archive(root: Path) -> Path:
+    """The samples in sub-folders, plus the bad inputs a real archive holds."""
+    shutil.copytree(sample_files()[0].parents[1], root / "samples")
+    bad = root / "bad"
+    bad.mkdir()
+    (bad / "empty.jpg").write_bytes(b"")
+    (bad / "half.jpg").write_bytes(sample_files()[0].read_bytes()[:3000])
+    (bad / "page.png").write_text("<html></html>")
+    (bad / "notes.txt").write_text("not an image")
+    (root / "top-level.jpg").write_bytes(sample_files()[1].read_bytes())
+    return root
+
+
+def test_ray_csv_equals_the_one_pc_csv(cluster, tmp_path: Path):
+    folder = archive(tmp_path / "archive")
+    one, distributed = tmp_path / "one.csv", tmp_path / "ray.csv"
+    single = runner.invoke(app, [str(folder), "--csv", str(one)])
+    assert single.exit_code == 1, single.output  # the bad files fail on both
+    result = runner.invoke(app, [str(folder), "--csv", str(distributed), "--ray"])
+    assert result.exit_code == 1, result.output
+    assert distributed.read_bytes() == one.read_bytes()
+    # The same summary counts as one PC, from the workers' listings.
+    assert "3 failed" in result.output and "1 non-image file skipped" in result.output
+
+
+def _kill_one_actor(stop: threading.Event, killed: list[int]) -> None:
+    """SIGKILL the first model actor that appears (Ray names its process after the actor)."""
+    while not stop.is_set() and not killed:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"MapWorker" in command and b"ClassifyBatch" in command:
+                time.sleep(1.0)  # let it start work, so a batch is in flight
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(int(pid))
+                return
+        time.sleep(0.05)
+
+
+def test_a_killed_actor_is_replaced_and_every_file_has_one_row(cluster, tmp_path: Path):
+    folder = tmp_path / "many"
+    for index in range(6):
+        sub = folder / f"series{index}"
+        sub.mkdir(parents=True)
+        for path in sample_files():
+            shutil.copy(path, sub / path.name)
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=_kill_one_actor, args=(stop, killed))
+    killer.start()
+    out = tmp_path / "o.csv"
+    try:
+        result = runner.invoke(app, [str(folder), "--csv", str(out), "--ray", "--batch-size", "4"])
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no actor process was found to kill"
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="utf-8", newline="") as handle:
+        paths = [row["path"] for row in csv.DictReader(handle)]
+    expected = sorted(str(p) for p in folder.rglob("*.jpg"))
+    assert sorted(paths) == expected and len(paths) == len(set(paths))
