@@ -20,29 +20,29 @@ from brain_tumor_edge.train.architectures import get_architecture
 from brain_tumor_edge.train.augment import AugmentConfig
 
 COMPACT = get_architecture("compact")
-OLD_INPUT = PreprocessConfig(size=160)  # what the first bundled model saw: RGB, pixel / 255
+OLD_INPUT = COMPACT.preprocess  # RGB, pixel / 255
 GREY_INPUT = replace(OLD_INPUT, grayscale=True)
-OLD_AUGMENT = AugmentConfig(rotation_degrees=15, zoom_fraction=0.15, vertical_flip=False)
-NEW_INPUT = COMPACT.preprocess
-NEW_AUGMENT = COMPACT.recipe.augment
-
+OLD_AUGMENT = COMPACT.recipe.augment
+NEW_INPUT = PreprocessConfig(size=160, grayscale=True, intensity="percentile")
 INTENSITY = {"gamma": 0.4, "contrast": 0.3, "invert_probability": 0.1}
 DEGRADE = {"blur_probability": 0.3, "noise_std": 8.0, "jpeg_probability": 0.5, "crop_scale": 0.6}
+NEW_AUGMENT = replace(OLD_AUGMENT, **INTENSITY, **DEGRADE)
 
 # name -> (input definition, augmentation)
 VARIANTS: dict[str, tuple[PreprocessConfig, AugmentConfig]] = {
-    "old": (OLD_INPUT, OLD_AUGMENT),  # the first bundled model's recipe
+    "old": (OLD_INPUT, OLD_AUGMENT),  # the compact recipe as shipped
     "grey": (GREY_INPUT, OLD_AUGMENT),
     "input": (NEW_INPUT, OLD_AUGMENT),  # grey + per-image percentile scaling
     "input+intensity": (NEW_INPUT, replace(OLD_AUGMENT, **INTENSITY)),
     "input+degrade": (NEW_INPUT, replace(OLD_AUGMENT, **DEGRADE)),
     "grey+augment": (GREY_INPUT, NEW_AUGMENT),
-    "all": (NEW_INPUT, NEW_AUGMENT),  # the compact recipe as shipped
+    "all": (NEW_INPUT, NEW_AUGMENT),  # every style change at once (tried, not shipped)
 }
 
 
 def train_variant(name: str, data: Path, out: Path, device: str, threads: int, epochs: int | None) -> None:
-    from brain_tumor_edge.train.trainer import TrainConfig, train
+    from brain_tumor_edge.train.config import TrainConfig
+    from brain_tumor_edge.train.trainer import train
 
     preprocess, augment = VARIANTS[name]
     recipe = replace(COMPACT.recipe, augment=augment, **({"epochs": epochs} if epochs else {}))

@@ -12,6 +12,7 @@ that `bt-export --quantize` writes beside the int8 model (it is not shipped).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from table import render  # bench/table.py: this script's folder is first on sys.path
 
-from brain_tumor_edge.runtime.classify import read_and_preprocess
+from brain_tumor_edge.runtime.classify import decode_file
 from brain_tumor_edge.runtime.files import FolderWalk
 from brain_tumor_edge.runtime.model import Classifier, default_model_path
 
@@ -59,14 +60,14 @@ def timed_run(command: list[str]) -> tuple[float, int]:
 
 
 def end_to_end(folder: Path, model: Path, batch: int, threads: int, images: int, scratch: Path) -> float:
-    csv = scratch / "bench.csv"
-    csv.unlink(missing_ok=True)
+    out = scratch / "bench.csv"
+    out.unlink(missing_ok=True)
     seconds, _ = timed_run(
         [
             BT_CLASSIFY,
             str(folder),
             "--csv",
-            str(csv),
+            str(out),
             "--model",
             str(model),
             "--batch-size",
@@ -80,17 +81,18 @@ def end_to_end(folder: Path, model: Path, batch: int, threads: int, images: int,
 
 
 def decode_floor(paths: list[Path], model: Classifier, workers: int) -> float:
+    """Files -> network inputs alone, through bt-classify's own per-file path."""
     config = model.metadata.preprocess
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for _ in pool.map(lambda p: read_and_preprocess(p, config), paths):
+        for _ in pool.map(lambda p: decode_file(p, config), paths):
             pass
     return len(paths) / (time.perf_counter() - started)
 
 
 def model_floor(model: Classifier, paths: list[Path], batch: int, seconds: float = 5.0) -> float:
     config = model.metadata.preprocess
-    images = np.stack([read_and_preprocess(p, config)[0] for p in paths[:batch]])
+    images = np.stack([decode_file(p, config).items[0].image for p in paths[:batch]])
     model.predict(images)
     done, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
@@ -186,13 +188,15 @@ def training_overhead(train_data: Path, scratch: Path) -> dict:
         capture_output=True,
     )
     # The second epoch: steady state, as the forward+backward figure below (warm-up excluded).
-    history = (run / "history.csv").read_text().splitlines()
-    epoch_rate = float(history[-1].split(",")[-1])
+    with open(run / "history.csv", newline="") as handle:
+        epoch_rate = float(list(csv.DictReader(handle))[-1]["train_images_per_second"])
     arch = get_architecture("compact")
-    model = arch.build(4).to(memory_format=torch.channels_last).train()
+    classes = len(json.loads((run / "metrics.json").read_text())["validation"]["class_names"])
+    model = arch.build(classes).to(memory_format=torch.channels_last).train()
     optimizer = torch.optim.AdamW(model.parameters())
-    x = torch.rand(32, 3, arch.input_size, arch.input_size).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 4, (32,))
+    size = arch.preprocess.size
+    x = torch.rand(32, 3, size, size).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, classes, (32,))
     done, started = 0, None
     for step in range(12):
         if step == 2:

@@ -30,6 +30,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from brain_tumor_edge.export.config import QuantizationConfig
 from brain_tumor_edge.export.onnx_export import save_sealed, write_metadata
 from brain_tumor_edge.runtime.metadata import ModelMetadata
+from brain_tumor_edge.runtime.outputs import CAM, PROBABILITIES, SCOPE
 from brain_tumor_edge.runtime.preprocess import normalize
 
 
@@ -41,6 +42,27 @@ class _CalibrationBatches(CalibrationDataReader):
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self.batches, None)
         return None if batch is None else {self.input_name: batch}
+
+
+def _ancestors(graph: onnx.GraphProto, outputs: set[str]) -> set[str]:
+    """Names of the nodes that the given graph outputs depend on."""
+    producer = {name: node for node in graph.node for name in node.output}
+    seen: set[str] = set()
+    stack = list(outputs)
+    while stack:
+        node = producer.get(stack.pop())
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        stack.extend(node.input)
+    return seen
+
+
+def extra_output_nodes(model: onnx.ModelProto) -> list[str]:
+    """Nodes that serve only the extra outputs (scope, cam), not the probabilities."""
+    graph = model.graph
+    extra = {output.name for output in graph.output if output.name in (SCOPE, CAM)}
+    return sorted(_ancestors(graph, extra) - _ancestors(graph, {PROBABILITIES}))
 
 
 def quantize_int8(
@@ -55,6 +77,7 @@ def quantize_int8(
     fp32 = onnx.load(fp32_path)
     input_name = fp32.graph.input[0].name
     float_nodes = [node.name for node in fp32.graph.node if node.op_type in config.keep_float]
+    float_nodes += extra_output_nodes(fp32)
     # Equal-size batches only: onnxruntime's histogram calibrators reject a ragged last one.
     usable = len(calibration_images) - len(calibration_images) % config.calibration_batch
     batches = (

@@ -22,7 +22,7 @@ METHOD = "mahalanobis distance of pooled features to the nearest class mean (sha
 
 @dataclass(frozen=True)
 class ScopeConfig:
-    in_scope_quantile: float = 0.995  # validation images at or under the limit
+    in_scope_quantile: float = 0.998  # validation images at or under the limit
     shrinkage: float = 0.01  # covariance + shrinkage * mean variance * I, for a stable inverse
 
 

@@ -129,7 +129,8 @@ def classify_on_ray(
         # Ray's own chatter (INFO lines, C++ warnings) is not for a CSV user's terminal.
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
         ray.init(address=address or None, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("ray")]:
+        logging.getLogger(name).setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the CLI shows its own bar, as on one PC
     cpus = int(ray.cluster_resources().get("CPU", 1))

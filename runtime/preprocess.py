@@ -143,16 +143,19 @@ def image_percentiles(batch: np.ndarray, percentiles: tuple[float, float]) -> np
     """N x 2 float32: the low and high percentile of each uint8 image's values.
 
     Counted from a 256-bin histogram per image (exact for uint8, and far cheaper than
-    sorting): the lowest value whose cumulative share reaches the percentile.
+    sorting): low = the lowest value whose cumulative share exceeds the low percentile,
+    high = the lowest value whose cumulative share reaches the high one, so (0, 100) gives
+    the image's own minimum and maximum.
     """
     count = len(batch)
     flat = batch.reshape(count, -1)
     offsets = (np.arange(count, dtype=np.int64) * 256)[:, None]
     histogram = np.bincount((flat + offsets).ravel(), minlength=count * 256).reshape(count, 256)
     cumulative = np.cumsum(histogram, axis=1) / flat.shape[1]
-    return np.stack(
-        [(cumulative < p / 100.0).sum(axis=1).clip(0, 255) for p in percentiles], axis=1
-    ).astype(np.float32)
+    low, high = percentiles
+    lows = (cumulative <= low / 100.0).sum(axis=1)
+    highs = (cumulative < high / 100.0).sum(axis=1)
+    return np.stack([lows, highs], axis=1).clip(0, 255).astype(np.float32)
 
 
 def normalize(batch: np.ndarray, config: PreprocessConfig) -> np.ndarray:

@@ -40,8 +40,9 @@ def sample_files() -> list[Path]:
 def trained_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A paper-architecture run on 1,200 real images for 3 epochs (~60% accurate): enough to export."""
     pytest.importorskip("torch")
+    from brain_tumor_edge.train.config import TrainConfig
     from brain_tumor_edge.train.recipe import Recipe
-    from brain_tumor_edge.train.trainer import TrainConfig, train
+    from brain_tumor_edge.train.trainer import train
 
     out = tmp_path_factory.mktemp("run")
     train(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Annotated
 import typer
 
 from brain_tumor_edge.runtime.commands import EXIT_INTERRUPTED, VersionOption, fail, new_app
+from brain_tumor_edge.train.config import DEFAULT_THREADS, TrainConfig
 
 train_app = new_app()
 evaluate_app = new_app()
@@ -29,19 +29,19 @@ def require_training_extra() -> None:
 def train_command(
     data: Annotated[Path, typer.Option(help="Folder with one sub-folder of images per class.")],
     out: Annotated[Path, typer.Option(help="Run directory for the checkpoint, metrics and plots.")],
-    arch: Annotated[str, typer.Option(help="Architecture from the registry: paper, compact.")] = "paper",
+    arch: Annotated[str, typer.Option(help="Architecture name (train/architectures.py).")] = TrainConfig.arch,
     epochs: Annotated[int | None, typer.Option(min=1, help="Default: the architecture's recipe.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Default: the recipe's.")] = None,
     learning_rate: Annotated[float | None, typer.Option(min=0.0, help="Default: the recipe's.")] = None,
-    val_fraction: Annotated[float, typer.Option(min=0.01, max=0.9)] = 0.2,
-    seed: int = 42,
-    threads: Annotated[int, typer.Option(min=1)] = os.cpu_count() or 1,
+    val_fraction: Annotated[float, typer.Option(min=0.01, max=0.9)] = TrainConfig.val_fraction,
+    seed: int = TrainConfig.seed,
+    threads: Annotated[int, typer.Option(min=1)] = DEFAULT_THREADS,
     max_images: Annotated[
         int | None, typer.Option(min=10, help="Train on a stratified subset of this many images.")
     ] = None,
     device: Annotated[
         str, typer.Option(help="cpu, cuda, or auto (a GPU when there is one).")
-    ] = "cpu",
+    ] = TrainConfig.device,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
     version: VersionOption = False,
 ) -> None:
@@ -49,7 +49,7 @@ def train_command(
     require_training_extra()
     from brain_tumor_edge.train.architectures import get_architecture
     from brain_tumor_edge.train.data import DataError
-    from brain_tumor_edge.train.trainer import TrainConfig, train
+    from brain_tumor_edge.train.trainer import train
 
     try:
         recipe = get_architecture(arch).recipe
@@ -114,6 +114,31 @@ def _screen(model: Path | None, positive: Path | None, healthy: Path | None, out
         typer.echo(f"written to {out}")
 
 
+def _labelled_report(model: Path | None, data: Path, report_dir: Path) -> None:
+    """The review page for a labelled folder (true class from the folder name), via the runtime."""
+    from brain_tumor_edge.runtime.api import classify_folder
+    from brain_tumor_edge.runtime.errors import ModelError
+    from brain_tumor_edge.runtime.model import Classifier, default_model_path
+    from brain_tumor_edge.runtime.review_page import ReviewPage
+
+    if not data.is_dir():
+        raise fail(f"no such folder: {data}")
+    try:
+        classifier = Classifier(model or default_model_path())
+    except ModelError as exc:
+        raise fail(str(exc)) from None
+    page = ReviewPage(
+        report_dir, classifier.class_names, classifier.metadata, str(data), truth_from_folder=True
+    )
+    failed = correct = 0
+    for result in classify_folder(data, classifier):
+        page.add(result)
+        failed += bool(result.error)
+        correct += result.prediction == page.rows[-1]["truth"]
+    written = page.write(failed, {})
+    typer.echo(f"{correct} of {len(page.rows)} correct by {classifier.path.name}; review page: {written}")
+
+
 @evaluate_app.command()
 def evaluate_command(
     checkpoint: Annotated[
@@ -138,7 +163,14 @@ def evaluate_command(
         Path | None,
         typer.Option(help="Training folder: also report accuracy on images with no twin there."),
     ] = None,
-    threads: Annotated[int, typer.Option(min=1)] = os.cpu_count() or 1,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Write DIR/index.html for --data as classified by the ONNX --model: misclassified first.",
+        ),
+    ] = None,
+    threads: Annotated[int, typer.Option(min=1)] = DEFAULT_THREADS,
     quiet: bool = False,
     version: VersionOption = False,
 ) -> None:
@@ -148,6 +180,12 @@ def evaluate_command(
     if positive or healthy:
         _screen(model, positive, healthy, out)
         return
+    if report_dir is not None:
+        if data is None:
+            raise fail("--report needs --data (a labelled folder)")
+        _labelled_report(model, data, report_dir)
+        if checkpoint is None:
+            return
     if checkpoint is None or data is None:
         raise fail("give a CHECKPOINT and --data, or --positive/--healthy folders")
     require_training_extra()
@@ -189,7 +227,7 @@ def audit_command(
         Path | None, typer.Option(help="A second labelled folder (e.g. Training) to look for twins in.")
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report here.")] = None,
-    threads: Annotated[int, typer.Option(min=1)] = os.cpu_count() or 1,
+    threads: Annotated[int, typer.Option(min=1)] = DEFAULT_THREADS,
     version: VersionOption = False,
 ) -> None:
     """Find exact and near-duplicate images, within a folder and against a reference, and label conflicts."""

@@ -88,11 +88,16 @@ class Ranks:
         return tensor.tolist()
 
     def in_sync(self, model: nn.Module) -> bool:
-        """True when every rank holds bit-identical weights (a check DDP should make true)."""
+        """True when every rank holds bit-identical weights (a check DDP should make true).
+
+        Parameters only: batch-norm running statistics are buffers that each rank updates
+        from its own share of the last batch (DDP re-broadcasts rank 0's before each
+        forward); the checkpoint keeps rank 0's.
+        """
         if not self.distributed:
             return True
         digest = hashlib.sha256()
-        for tensor in model.state_dict().values():
+        for tensor in model.parameters():
             digest.update(tensor.detach().cpu().numpy().tobytes())
         digests: list[str | None] = [None] * self.world
         dist.all_gather_object(digests, digest.hexdigest())

@@ -5,10 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from brain_tumor_edge.runtime.metrics import (
+    accuracy,
     classification_report,
     expected_calibration_error,
     negative_log_likelihood,
@@ -28,6 +28,7 @@ from brain_tumor_edge.train.architectures import get_architecture, parameter_cou
 from brain_tumor_edge.train.augment import augment_batch, build_augmentation
 from brain_tumor_edge.train.calibration import fit_temperature
 from brain_tumor_edge.train.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
+from brain_tumor_edge.train.config import TrainConfig
 from brain_tumor_edge.train.data import (
     ImageSet,
     duplicate_safe_split,
@@ -41,41 +42,6 @@ from brain_tumor_edge.train.recipe import Recipe
 from brain_tumor_edge.train.twins import twin_groups
 
 console = Console(stderr=True, soft_wrap=True)
-
-
-@dataclass
-class TrainConfig:
-    data: Path
-    out: Path
-    arch: str = "paper"
-    recipe: Recipe | None = None  # None: the architecture's own recipe
-    preprocess: PreprocessConfig | None = None  # None: the architecture's own input definition
-    val_fraction: float = 0.2
-    seed: int = 42
-    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
-    max_images: int | None = None
-    show_progress: bool = True
-    device: str = "cpu"  # "cpu", "cuda", or "auto" (a GPU when there is one)
-
-    def resolved_recipe(self) -> Recipe:
-        return self.recipe or get_architecture(self.arch).recipe
-
-    def resolved_preprocess(self) -> PreprocessConfig:
-        return self.preprocess or get_architecture(self.arch).preprocess
-
-    def resolved_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
-
-    def as_record(self) -> dict:
-        """Plain values for the checkpoint and metrics files."""
-        record = asdict(self)
-        record["data"] = str(Path(self.data).resolve())
-        record["out"] = str(self.out)
-        record["recipe"] = asdict(self.resolved_recipe())
-        record["preprocess"] = asdict(self.resolved_preprocess())
-        return record
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -289,7 +255,7 @@ def _train(config: TrainConfig, architecture, preprocess: PreprocessConfig, rank
                 # Every rank holds the same weights: each computes the same validation figures.
                 probabilities = predict_probabilities(unwrap(model), val_set.images, preprocess)
                 val_loss = negative_log_likelihood(probabilities, val_set.labels)
-                val_acc = float((probabilities.argmax(1) == val_set.labels).mean())
+                val_acc = accuracy(val_set.labels, probabilities)
                 row = {
                     "epoch": epoch,
                     "train_loss": round(train_loss, 5),

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from brain_tumor_edge.runtime.classify import decode_file
 from brain_tumor_edge.runtime.cli import app
 from brain_tumor_edge.runtime.dicom import INSTALL_HINT, read_dicom
 from brain_tumor_edge.runtime.errors import ImageError
+from brain_tumor_edge.runtime.preprocess import PreprocessConfig
 from tests.conftest import sample_files
 from tests.runtime.dicom_files import dataset, full_range, full_range_grey
 
@@ -161,4 +163,6 @@ def test_without_the_extra_dicom_gets_an_error_row_that_says_how(monkeypatch, so
     monkeypatch.setitem(sys.modules, "pydicom", None)
     with pytest.raises(ImageError, match="pip install"):
         read_dicom(path.read_bytes())
-    assert "[dicom]" in INSTALL_HINT
+    # Through bt-classify's own path: an error row that says how to enable DICOM.
+    (item,) = decode_file(path, PreprocessConfig()).items
+    assert item.image is None and item.error == INSTALL_HINT and "[dicom]" in item.error

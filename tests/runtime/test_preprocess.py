@@ -1,9 +1,17 @@
+import json
+
 import cv2
 import numpy as np
 import pytest
 
 from brain_tumor_edge.runtime.errors import ImageError
-from brain_tumor_edge.runtime.preprocess import PreprocessConfig, decode_image, load_image, normalize
+from brain_tumor_edge.runtime.preprocess import (
+    PreprocessConfig,
+    decode_image,
+    load_image,
+    normalize,
+    resize_chw,
+)
 from tests.conftest import sample_files
 
 
@@ -84,3 +92,33 @@ def test_normalize_scales_to_unit_range_and_applies_mean_std():
     config = PreprocessConfig(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
     out = normalize(batch, config)
     assert out.dtype == np.float32 and np.allclose(out, 2.0)
+
+
+def test_grey_and_percentile_settings_survive_the_metadata_round_trip():
+    from brain_tumor_edge.runtime.metadata import ModelMetadata
+
+    config = PreprocessConfig(size=160, grayscale=True, intensity="percentile", percentiles=(1.0, 99.0))
+    meta = ModelMetadata(class_names=("a", "b"), preprocess=config)
+    assert ModelMetadata.from_props(meta.to_props()).preprocess == config
+    # A model written before these settings existed reads back with the old behaviour.
+    old = json.loads(config.to_json())
+    for key in ("grayscale", "intensity", "percentiles"):
+        del old[key]
+    assert PreprocessConfig.from_json(json.dumps(old)) == PreprocessConfig(size=160)
+
+
+def test_percentile_scaling_maps_each_image_by_its_own_range():
+    config = PreprocessConfig(size=8, intensity="percentile", percentiles=(0.0, 100.0))
+    dim = np.linspace(10, 60, 3 * 8 * 8).reshape(1, 3, 8, 8).round().astype(np.uint8)
+    bright = (dim.astype(np.int32) * 4).clip(0, 255).astype(np.uint8)
+    out = normalize(np.concatenate([dim, bright]), config)
+    assert out.min() == 0.0 and out.max() == 1.0
+    np.testing.assert_allclose(out[0], out[1], atol=0.03)  # a 4x brighter copy looks the same
+
+
+def test_grayscale_input_has_three_equal_channels():
+    config = PreprocessConfig(size=16, grayscale=True)
+    colour = np.zeros((20, 20, 3), np.uint8)
+    colour[:, :, 0] = 200
+    chw = resize_chw(colour, config)
+    assert chw.shape == (3, 16, 16) and (chw[0] == chw[1]).all() and (chw[1] == chw[2]).all()

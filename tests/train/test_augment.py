@@ -1,16 +1,36 @@
+import pytest
 import torch
 
 from brain_tumor_edge.train.augment import AugmentConfig, augment_batch, build_augmentation
 
+STYLE = AugmentConfig(
+    crop_scale=0.6,
+    gamma=0.4,
+    contrast=0.3,
+    blur_probability=0.5,
+    noise_std=8.0,
+    jpeg_probability=0.5,
+    invert_probability=0.5,
+)
 
-def test_augmentation_keeps_shape_dtype_and_range_and_varies_per_image():
+
+@pytest.mark.parametrize("config", [AugmentConfig(), STYLE], ids=["paper", "style"])
+def test_augmentation_keeps_shape_dtype_and_range_and_varies_per_image(config):
     torch.manual_seed(0)
     batch = torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8).repeat(8, 1, 1, 1)
-    out = augment_batch(batch, build_augmentation(AugmentConfig()))
+    out = augment_batch(batch, build_augmentation(config, 64))
     assert out.shape == batch.shape and out.dtype == torch.uint8
     assert int(out.min()) >= 0 and int(out.max()) <= 255
     # Identical inputs get different random draws.
     assert len({bytes(image.numpy()) for image in out}) > 1
+
+
+def test_grey_batches_stay_grey_through_every_style_step():
+    torch.manual_seed(1)
+    grey = torch.randint(0, 256, (4, 1, 48, 48), dtype=torch.uint8).expand(-1, 3, -1, -1).contiguous()
+    out = augment_batch(grey, build_augmentation(STYLE, 48), grey=True)
+    assert out.shape == grey.shape
+    assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 1], out[:, 2])
 
 
 def test_disabled_augmentation_is_identity_apart_from_the_affine():
@@ -18,4 +38,4 @@ def test_disabled_augmentation_is_identity_apart_from_the_affine():
         rotation_degrees=0, shift_fraction=0, zoom_fraction=0, horizontal_flip=False, vertical_flip=False
     )
     batch = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
-    assert torch.equal(augment_batch(batch, build_augmentation(config)), batch)
+    assert torch.equal(augment_batch(batch, build_augmentation(config, 32)), batch)

@@ -51,3 +51,19 @@ def test_bad_training_input_gives_one_line_and_exit_2(tmp_path: Path, args, mess
 def test_evaluate_with_missing_checkpoint_fails_cleanly(tmp_path: Path):
     result = runner.invoke(evaluate_app, [str(tmp_path), "--data", str(tmp_path)])
     assert result.exit_code == 2 and "checkpoint not found" in result.output
+
+
+def test_evaluate_report_puts_misclassified_images_first(tmp_path: Path):
+    from tests.conftest import sample_files
+
+    data = tmp_path / "labelled"
+    for path in sample_files():
+        (data / path.parent.name).mkdir(parents=True, exist_ok=True)
+        (data / path.parent.name / path.name).write_bytes(path.read_bytes())
+    wrong = data / "notumor" / "really-a-glioma.jpg"  # a glioma slice filed as notumor
+    wrong.write_bytes(sample_files()[0].read_bytes())
+    result = runner.invoke(evaluate_app, ["--data", str(data), "--report", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    assert f"17 of {len(sample_files()) + 1} correct" in result.output
+    page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert '"truth": "notumor"' in page and "really-a-glioma.jpg" in page
