@@ -163,6 +163,9 @@ class Settings:
     dicom_fields: tuple[str, ...] = ()
     # Below this calibrated confidence a row gets the "low confidence" review reason.
     min_confidence: float | None = 0.5
+    # Activation maps (where the model has them), for the review page; off, the graph's
+    # map branch is not run at all (onnxruntime runs only what the fetched outputs need).
+    maps: bool = True
 
 
 class Classification:
@@ -175,6 +178,7 @@ class Classification:
         self.decode_workers = settings.decode_workers
         self.dicom_fields = settings.dicom_fields
         self.min_confidence = settings.min_confidence
+        self.maps = settings.maps
         self.skipped: dict[str, int] = {}
 
     def run(self, paths: Iterable[Path]) -> Iterator[ImageResult]:
@@ -208,7 +212,7 @@ class Classification:
         model_error = ""
         if good:
             try:
-                batch = self.classifier.run(np.stack([items[i].image for i in good]))
+                batch = self.classifier.run(np.stack([items[i].image for i in good]), maps=self.maps)
                 outputs = {index: batch[row] for row, index in enumerate(good)}
             except Exception as exc:
                 model_error = f"model failed ({type(exc).__name__})"

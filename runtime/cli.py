@@ -132,7 +132,8 @@ def classify(
     failures: list[str] = []
     started = time.perf_counter()
     progress = progress_bar(show_progress, "classifying")
-    settings = Settings(batch_size, DEFAULTS.decode_workers, fields, min_confidence)
+    maps = report_dir is not None  # only the review page shows them
+    settings = Settings(batch_size, DEFAULTS.decode_workers, fields, min_confidence, maps=maps)
     classification = Classification(classifier, settings)
     page = None
     if report_dir is not None:

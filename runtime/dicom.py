@@ -189,6 +189,8 @@ def read_dicom(data: bytes, fields: tuple[str, ...] = ()) -> DicomImage:
     from brain_tumor_edge.runtime.scope import channel_difference, colour_reason, dicom_reasons
 
     dataset = _read_dataset(io.BytesIO(_with_preamble(data)))
+    if len(dataset) == 0:  # "DICM" and nothing after it: a cut-off file, not a non-image object
+        raise ImageError("truncated DICOM (no elements)")
     if "DirectoryRecordSequence" in dataset:
         raise NotAnImage("DICOMDIR")
     if "PixelData" not in dataset:

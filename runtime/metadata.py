@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 
 from brain_tumor_edge.runtime.errors import ModelError
+from brain_tumor_edge.runtime.metrics import UNCALIBRATED
 from brain_tumor_edge.runtime.preprocess import PreprocessConfig
 
 _PREFIX = "bt."
@@ -21,8 +22,7 @@ class ModelMetadata:
     preprocess: PreprocessConfig
     architecture: str = "unknown"
     precision: str = "fp32"
-    # Probabilities are softmax(logits / temperature); 1.0 means uncalibrated.
-    temperature: float = 1.0
+    temperature: float = UNCALIBRATED
     seed: int | None = None
     metrics: dict = field(default_factory=dict)
     checkpoint_sha256: str = ""
@@ -64,7 +64,7 @@ class ModelMetadata:
                 preprocess=PreprocessConfig.from_json(values["preprocess"]),
                 architecture=values.get("architecture", "unknown"),
                 precision=values.get("precision", "fp32"),
-                temperature=float(values.get("temperature") or 1.0),
+                temperature=float(values.get("temperature") or UNCALIBRATED),
                 seed=int(values["seed"]) if values.get("seed") else None,
                 metrics=json.loads(values.get("metrics") or "{}"),
                 checkpoint_sha256=values.get("checkpoint_sha256", ""),

@@ -51,7 +51,12 @@ def classification_report(labels: np.ndarray, probabilities: np.ndarray, class_n
     }
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+# Probabilities are softmax(logits / temperature); a model whose temperature was never
+# fitted (or that predates calibration) uses this one.
+UNCALIBRATED = 1.0
+
+
+def softmax(logits: np.ndarray, temperature: float = UNCALIBRATED) -> np.ndarray:
     scaled = np.asarray(logits, np.float64) / temperature
     scaled -= scaled.max(axis=1, keepdims=True)
     exp = np.exp(scaled)

@@ -82,10 +82,11 @@ class Classifier:
     def class_names(self) -> tuple[str, ...]:
         return self.metadata.class_names
 
-    def run(self, batch: np.ndarray) -> ModelOutput:
-        """uint8 Nx3xSxS (as `load_image` gives) -> every output the model has."""
-        outputs = self.session.run(None, {self.input_name: self.normalize(batch)})
-        values = dict(zip(self.output_names, outputs, strict=True))
+    def run(self, batch: np.ndarray, maps: bool = True) -> ModelOutput:
+        """uint8 Nx3xSxS (as `load_image` gives) -> the model's outputs (maps only if asked)."""
+        names = [name for name in self.output_names if maps or name != CAM]
+        outputs = self.session.run(names, {self.input_name: self.normalize(batch)})
+        values = dict(zip(names, outputs, strict=True))
         return ModelOutput(values[PROBABILITIES], values.get(SCOPE), values.get(CAM))
 
     def normalize(self, batch: np.ndarray) -> np.ndarray:
@@ -93,4 +94,4 @@ class Classifier:
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """uint8 Nx3xSxS -> N x classes probabilities."""
-        return self.run(batch).probabilities
+        return self.run(batch, maps=False).probabilities

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from brain_tumor_edge.runtime.metrics import UNCALIBRATED
 from brain_tumor_edge.runtime.preprocess import PreprocessConfig
 from brain_tumor_edge.train.architectures import get_architecture
 
@@ -27,8 +28,8 @@ class Checkpoint:
     state_dict: dict[str, torch.Tensor]
     epoch: int = 0
     seed: int | None = None
-    # softmax(logits / temperature) is calibrated on the validation split; 1.0 until fitted.
-    temperature: float = 1.0
+    # softmax(logits / temperature) is calibrated on the validation split; fitted by bt-train.
+    temperature: float = UNCALIBRATED
     train_config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
 
@@ -68,7 +69,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         state_dict=payload["state_dict"],
         epoch=payload.get("epoch", 0),
         seed=payload.get("seed"),
-        temperature=float(payload.get("temperature", 1.0)),
+        temperature=float(payload.get("temperature", UNCALIBRATED)),
         train_config=payload.get("train_config", {}),
         metrics=payload.get("metrics", {}),
     )

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from brain_tumor_edge.runtime.metrics import (
+    UNCALIBRATED,
     accuracy,
     classification_report,
     expected_calibration_error,
@@ -76,7 +77,7 @@ def predict_logits(
 
 
 def predict_probabilities(
-    model: nn.Module, images: np.ndarray, preprocess: PreprocessConfig, temperature: float = 1.0
+    model: nn.Module, images: np.ndarray, preprocess: PreprocessConfig, temperature: float = UNCALIBRATED
 ) -> np.ndarray:
     return softmax(predict_logits(model, images, preprocess), temperature)
 

@@ -1,3 +1,4 @@
+import csv
 import json
 from pathlib import Path
 
@@ -141,6 +142,23 @@ def test_export_creates_the_output_folder(trained_run: Path, tmp_path: Path):
     result = run_export(ExportConfig(checkpoint=trained_run, out=out, check_images=50, scope=None))
     assert result.parity.passed and out.is_file()
     assert not Classifier(out).has_scope  # exported without the scope output, and says so
+
+
+def test_a_model_without_the_scope_output_still_classifies_and_says_so(trained_run, samples, tmp_path):
+    """An older export (no scope output) keeps working; the summary says what it cannot do."""
+    from brain_tumor_edge.runtime.cli import app as classify_app
+
+    model = tmp_path / "older.onnx"
+    run_export(ExportConfig(checkpoint=trained_run, out=model, check_images=50, scope=None))
+    csv_path = tmp_path / "out.csv"
+    result = runner.invoke(classify_app, [str(samples), "--csv", str(csv_path), "--model", str(model)])
+    assert result.exit_code == 0, result.output
+    assert "out-of-scope detection is unavailable" in result.output
+    rows = list(csv.DictReader(csv_path.open(encoding="utf-8")))
+    assert len(rows) == len(sample_files())
+    # Input checks still run; no row is called out of scope by a score the model lacks.
+    assert not any("unlike the training images" in row["review"] for row in rows)
+    assert all(row["prediction"] for row in rows if "out of scope" not in row["review"])
 
 
 @pytest.fixture(scope="module")

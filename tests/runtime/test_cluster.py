@@ -65,8 +65,11 @@ def _kill_one_actor(stop: threading.Event, killed: list[int]) -> None:
             except OSError:
                 continue
             if b"MapWorker" in command and b"ClassifyBatch" in command:
-                time.sleep(1.0)  # let it start work, so a batch is in flight
-                os.kill(int(pid), signal.SIGKILL)
+                time.sleep(0.5)  # let it start work, so a batch is in flight
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:  # gone already: look for the next one
+                    continue
                 killed.append(int(pid))
                 return
         time.sleep(0.05)
@@ -74,7 +77,7 @@ def _kill_one_actor(stop: threading.Event, killed: list[int]) -> None:
 
 def test_a_killed_actor_is_replaced_and_every_file_has_one_row(cluster, tmp_path: Path):
     folder = tmp_path / "many"
-    for index in range(6):
+    for index in range(12):  # 204 files: the run outlasts the kill
         sub = folder / f"series{index}"
         sub.mkdir(parents=True)
         for path in sample_files():

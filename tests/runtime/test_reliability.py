@@ -28,8 +28,13 @@ PREPROCESS = Classifier(default_model_path()).metadata.preprocess
 
 
 def decode_one(path: Path) -> tuple[np.ndarray | None, str]:
-    """`decode_file`, the CLI's per-file boundary, for a one-image file."""
-    (item,) = decode_file(path, PREPROCESS).items
+    """`decode_file`, the CLI's per-file boundary, for a one-image file: its image, or
+    its error (a DICOM object without pixels is skipped, and the skip reason stands in)."""
+    decoded = decode_file(path, PREPROCESS)
+    if decoded.skipped:
+        assert decoded.items == []
+        return None, decoded.skipped
+    (item,) = decoded.items
     return item.image, item.error
 
 
