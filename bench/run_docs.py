@@ -34,7 +34,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = ("README.md", "runtime/models/MODEL_CARD.md", "runtime/models/README.md")
-NOT_HERE = ("FOLDER", "/media/", "/mnt/", "HEAD_IP", "FIRST_HOST", "/data/", "/shared/", "--device cuda")
+NOT_HERE = ("FOLDER", "/media/", "/mnt/", "HEAD_IP", "FIRST_HOST", " /data/", " /shared/", "--device cuda")
 NOT_RUN = ("pip install", "python3 -m venv", "ray start", "bench/run_bench.py")
 SHORT_TRAINING = ["--epochs", "1", "--max-images", "400"]
 

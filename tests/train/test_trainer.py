@@ -54,7 +54,7 @@ def test_evaluate_with_missing_checkpoint_fails_cleanly(tmp_path: Path):
 
 
 def test_evaluate_report_puts_misclassified_images_first(tmp_path: Path):
-    from tests.conftest import sample_files
+    from tests.conftest import sample_files, samples_the_bundled_model_gets_right
 
     data = tmp_path / "labelled"
     for path in sample_files():
@@ -64,6 +64,7 @@ def test_evaluate_report_puts_misclassified_images_first(tmp_path: Path):
     wrong.write_bytes(sample_files()[0].read_bytes())
     result = runner.invoke(evaluate_app, ["--data", str(data), "--report", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
-    assert f"17 of {len(sample_files()) + 1} correct" in result.output
+    # The misfiled copy is never right; the samples as often as the bundled model gets them.
+    assert f"{samples_the_bundled_model_gets_right()} of {len(sample_files()) + 1} correct" in result.output
     page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
     assert '"truth": "notumor"' in page and "really-a-glioma.jpg" in page
