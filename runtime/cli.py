@@ -147,21 +147,23 @@ def classify(
             progress,
         ):
             task = progress.add_task("classify", total=total, completed=report.rows)
+
+            def written(name: str, error: str) -> None:
+                if error and len(failures) < MAX_FAILURES_SHOWN:
+                    failures.append(f"  {name}: {error}")
+                progress.update(task, completed=report.rows)
+
             if ray:
                 model_path = classifier.path.resolve()
                 for row in _ray_rows(folder, model_path, settings, ray_address, recursive, report, passed):
-                    if row[-1 - len(fields)] and len(failures) < MAX_FAILURES_SHOWN:
-                        failures.append(f"  {row[0]}: {row[-1 - len(fields)]}")
-                    progress.update(task, completed=report.rows)
+                    written(row[0], row[report.error_column])
             else:
                 todo = (path for path in walk if not report.is_done(path))
                 for result in classification.run(todo):
                     report.write(result)
                     if page is not None:
                         page.add(result)
-                    if result.error and len(failures) < MAX_FAILURES_SHOWN:
-                        failures.append(f"  {result.name}: {result.error}")
-                    progress.update(task, completed=report.rows)
+                    written(result.name, result.error)
                 counts = {"ignored": walk.ignored, "special": walk.special}
                 passed.add({**counts, "skipped": classification.skipped})
             if report.rows == 0:
@@ -217,7 +219,7 @@ def _ray_rows(
     """Rows from the Ray path, written to the report as they arrive in sorted order."""
     from brain_tumor_edge.runtime.cluster import ClusterJob, classify_on_ray
 
-    job = ClusterJob(str(model_path), settings, settings.dicom_fields)
+    job = ClusterJob(str(model_path), settings)
     try:
         for kind, value in classify_on_ray(folder, job, address, recursive, frozenset(report.done)):
             if kind == "counts":

@@ -52,7 +52,6 @@ def sort_key(name: str) -> str:
 class ClusterJob:
     model: str
     settings: Settings
-    extra: tuple[str, ...]  # --dicom-fields columns
     threads_per_actor: int = 2
 
 
@@ -95,9 +94,10 @@ class _ClassifyBatch:
             else:
                 paths.append(Path(path))
         classification = Classification(self.classifier, self.job.settings)
+        names, fields = self.classifier.class_names, self.job.settings.dicom_fields
         for result in classification.run(paths):
             keys.append(sort_key(result.name))
-            cells.append(json.dumps(result_row(result, self.classifier.class_names, self.job.extra)))
+            cells.append(json.dumps(result_row(result, names, fields)))
         if classification.skipped:
             keys.append(COUNTS)
             cells.append(json.dumps({"skipped": classification.skipped}))
@@ -137,7 +137,7 @@ def classify_on_ray(
     # One CPU stays free for the listing and sorting tasks: actors holding every CPU would
     # wait for input that no task can be scheduled to produce.
     threads = max(1, min(job.threads_per_actor, cpus - 1))
-    job = ClusterJob(job.model, job.settings, job.extra, threads)
+    job = ClusterJob(job.model, job.settings, threads)
     pool = actors or max(1, (cpus - 1) // threads)
 
     folders, files, counts = _top_level(folder, recursive)

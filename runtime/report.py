@@ -71,6 +71,9 @@ class CsvReport:
         self.class_names = tuple(class_names)
         self.extra = tuple(extra)
         self.columns = csv_columns(self.class_names, self.extra)
+        # Where the cells the counts read sit in a row: looked up once, not per row.
+        self._counted = tuple(self.columns.index(name) for name in ("prediction", "review", "error"))
+        self.error_column = self._counted[2]
         self.partial = partial_path(self.target)
         self.resume = resume
         self.done: set[str] = set()  # path cells already written (when resuming)
@@ -92,9 +95,8 @@ class CsvReport:
         self._writer.writerows(kept)
         self.done = {_file_of(row[0]) for row in kept}
         self.kept = len(kept)
-        position = {name: index for index, name in enumerate(self.columns)}
         for row in kept:
-            self._count(row[position["prediction"]], row[position["review"]], row[position["error"]])
+            self._count_cells(row)
         return self
 
     def _count(self, prediction: str, review: str, error: str) -> None:
@@ -133,9 +135,11 @@ class CsvReport:
     def write_cells(self, cells: list[str]) -> None:
         """A row already made by `result_row` (on a Ray worker, say)."""
         self._writer.writerow(cells)
-        position = {name: index for index, name in enumerate(self.columns)}
-        self._count(cells[position["prediction"]], cells[position["review"]], cells[position["error"]])
+        self._count_cells(cells)
         self._handle.flush()
+
+    def _count_cells(self, cells: list[str]) -> None:
+        self._count(*(cells[index] for index in self._counted))
 
     def __exit__(
         self,
