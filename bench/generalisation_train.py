@@ -2,7 +2,8 @@
 
 Each variant is the compact recipe with one group of changes; they train in parallel
 processes (a GPU runs them side by side; on 2 CPU cores run one at a time). Evaluate
-the results with `bench/generalisation_eval.py`.
+each with `bt-export RUN --out RUN/export/model.onnx --quantize` and then
+`bench/model_report.py --model RUN/export/model.int8.onnx --testing ... --external ...`.
 
     python bench/generalisation_train.py --data ../shared/data/brain-tumor-mri/Training \
         --out runs/generalisation --device cuda --parallel 6
@@ -36,6 +37,7 @@ VARIANTS: dict[str, tuple[PreprocessConfig, AugmentConfig]] = {
     "input+intensity": (NEW_INPUT, replace(OLD_AUGMENT, **INTENSITY)),
     "input+degrade": (NEW_INPUT, replace(OLD_AUGMENT, **DEGRADE)),
     "grey+augment": (GREY_INPUT, NEW_AUGMENT),
+    "input+curve": (NEW_INPUT, replace(OLD_AUGMENT, curve_probability=0.5)),
     "all": (NEW_INPUT, NEW_AUGMENT),  # every style change at once (tried, not shipped)
 }
 

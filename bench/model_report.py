@@ -5,6 +5,8 @@
 - Out of scope (bench/out_of_scope_set.py): the share flagged or refused, by the input
   checks alone, the scope score alone and both; AUROC of the scope score against
   Testing, next to the usual baseline (1 - max softmax probability).
+- The rule-out level on Testing: the share of healthy images it sends for review, and
+  tumours called notumor with and without it.
 - External tumour-positive slices: missed (notumor, not flagged), flagged, detected.
 
     python bench/model_report.py --model runtime/models/default.int8.onnx \
@@ -23,7 +25,7 @@ import numpy as np
 
 from brain_tumor_edge.runtime.api import Settings, classify_folder, load_model
 from brain_tumor_edge.runtime.files import FolderWalk
-from brain_tumor_edge.runtime.scope import OUT_OF_SCOPE, SEPARATOR
+from brain_tumor_edge.runtime.scope import NOT_RULED_OUT, OUT_OF_SCOPE, SEPARATOR
 from brain_tumor_edge.train.external import describe, screen_folder
 
 NO_CONFIDENCE_FLAG = Settings(min_confidence=None)
@@ -57,6 +59,7 @@ def _rows(folder: Path, model) -> list[dict]:
                     r.startswith(OUT_OF_SCOPE) and "unlike the training" not in r for r in reasons
                 ),
                 "scope_flag": any("unlike the training" in r for r in reasons),
+                "not_ruled_out": any(r.startswith(NOT_RULED_OUT) for r in reasons),
                 "scope": result.scope,
                 "msp": None if result.probabilities is None else float(result.probabilities.max()),
                 "prediction": None if result.probabilities is None else int(result.probabilities.argmax()),
@@ -82,11 +85,18 @@ def testing_figures(folder: Path, model) -> tuple[dict, list[dict]]:
             "recall": recall,
         }
 
+    not_ruled_out = np.array([row["not_ruled_out"] for row in rows])
+    negative = model.metadata.rule_out_level[0] if model.metadata.rule_out_level else "notumor"
+    healthy = truth == names.index(negative)
+    called_negative = ~healthy & (predicted == names.index(negative)) & ~flagged
     figures = {
         "all": summary(np.ones(len(rows), bool)),
         "not_flagged": summary(~flagged),
         "flagged_out_of_scope": round(float(flagged.mean()), 4),
         "flagged_by_scope_score": round(float(np.mean([row["scope_flag"] for row in rows])), 4),
+        "healthy_sent_for_review_by_rule_out": round(float(not_ruled_out[healthy].mean()), 4),
+        "tumours_called_negative": int(called_negative.sum()),
+        "tumours_called_negative_unflagged": int((called_negative & ~not_ruled_out).sum()),
     }
     return figures, rows
 
@@ -135,6 +145,7 @@ def main() -> None:
         "model": str(model.path),
         "has_scope_output": model.has_scope,
         "scope": model.metadata.scope,
+        "rule_out": model.metadata.rule_out,
     }
     report["testing"], testing_rows = testing_figures(args.testing, model)
     with tempfile.TemporaryDirectory() as scratch:
@@ -155,6 +166,13 @@ def main() -> None:
         f"recall {testing['not_flagged']['recall']}; "
         f"flagged out of scope {testing['flagged_out_of_scope']:.2%}"
     )
+    if model.metadata.rule_out_level:
+        print(
+            f"rule-out level {model.metadata.rule_out_level}: healthy Testing images sent for review "
+            f"{testing['healthy_sent_for_review_by_rule_out']:.1%}; tumours called notumor (not out of "
+            f"scope) {testing['tumours_called_negative']}, of them unflagged "
+            f"{testing['tumours_called_negative_unflagged']}"
+        )
     print(
         f"out of scope: {away['flagged_or_refused']:.1%} of {away['inputs']} flagged or refused "
         f"(input checks alone {away['by_input_checks_alone']:.1%}, scope score alone "

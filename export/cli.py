@@ -38,6 +38,9 @@ def export(
     scope: Annotated[
         bool, typer.Option(help="Fit and export the out-of-scope score (needs the training folder).")
     ] = True,
+    rule_out: Annotated[
+        bool, typer.Option(help="Fit the rule-out level for 'no tumour' answers (needs the training folder).")
+    ] = True,
     threads: Annotated[int, typer.Option(min=1)] = DEFAULTS.threads,
     version: VersionOption = False,
 ) -> None:
@@ -64,6 +67,7 @@ def export(
         calibration_images=calibration_images,
         check_images=check_images,
         scope=DEFAULTS.scope if scope else None,
+        rule_out=DEFAULTS.rule_out if rule_out else None,
         threads=threads,
         show_progress=sys.stderr.isatty(),
     )

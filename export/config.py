@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from brain_tumor_edge.export.parity import ParityThresholds
+from brain_tumor_edge.export.rule_out import RuleOutConfig
 from brain_tumor_edge.export.scope import ScopeConfig
 
 
@@ -39,4 +40,5 @@ class ExportConfig:
     thresholds: ParityThresholds = field(default_factory=ParityThresholds)
     quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
     scope: ScopeConfig | None = field(default_factory=ScopeConfig)  # None: no scope output
+    rule_out: RuleOutConfig | None = field(default_factory=RuleOutConfig)  # None: no rule-out level
     show_progress: bool = False

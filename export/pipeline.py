@@ -16,7 +16,8 @@ from brain_tumor_edge.export.config import ExportConfig
 from brain_tumor_edge.export.onnx_export import export_fp32
 from brain_tumor_edge.export.parity import ParityReport, compare
 from brain_tumor_edge.export.quantize import quantize_int8
-from brain_tumor_edge.export.scope import ScopeFit, fit_scope
+from brain_tumor_edge.export.rule_out import fit_rule_out
+from brain_tumor_edge.export.scope import fit_scope
 from brain_tumor_edge.runtime.metadata import ModelMetadata
 from brain_tumor_edge.runtime.model import Classifier
 from brain_tumor_edge.train.checkpoint import (
@@ -56,17 +57,19 @@ def _temporary(path: Path) -> Path:
     return path.with_name(path.name + ".unverified")
 
 
-def fit_scope_for(config: ExportConfig, checkpoint: Checkpoint, network) -> ScopeFit:
-    """Fit the scope score on the checkpoint's own training split; set its limit on validation.
+def fit_on_split(config: ExportConfig, checkpoint: Checkpoint, network) -> dict[str, dict]:
+    """Metadata fitted on the checkpoint's own split: the scope score and the rule-out level.
 
     The split is recomputed from the settings recorded in the checkpoint, so the images
-    the limit is chosen on are exactly those the network never trained on.
+    the limits are chosen on are exactly those the network never trained on. Returns the
+    metadata records by key ("scope", "rule_out"), plus the scope fit for the graph.
     """
     folder = _training_folder(checkpoint)
     if folder is None:
         raise ExportError(
-            "the scope score is fitted on the checkpoint's training folder, which is not available "
-            f"({checkpoint.train_config.get('data')}); run where it is, or pass --no-scope"
+            "the scope score and rule-out level are fitted on the checkpoint's training folder, which "
+            f"is not available ({checkpoint.train_config.get('data')}); run where it is, or pass "
+            "--no-scope --no-rule-out"
         )
     recorded = checkpoint.train_config
     _, train_set, val_set, _ = load_split(
@@ -78,9 +81,18 @@ def fit_scope_for(config: ExportConfig, checkpoint: Checkpoint, network) -> Scop
         config.threads,
         config.show_progress,
     )
-    train_features = predict_logits(network, train_set.images, checkpoint.preprocess, features=True)
-    val_features = predict_logits(network, val_set.images, checkpoint.preprocess, features=True)
-    return fit_scope(train_features, train_set.labels, val_features, config.scope)
+    fitted: dict = {}
+    if config.scope is not None:
+        train_features = predict_logits(network, train_set.images, checkpoint.preprocess, features=True)
+        val_features = predict_logits(network, val_set.images, checkpoint.preprocess, features=True)
+        fitted["scope_fit"] = fit_scope(train_features, train_set.labels, val_features, config.scope)
+        fitted["scope"] = fitted["scope_fit"].record
+    if config.rule_out is not None:
+        val_probs = predict_probabilities(
+            network, val_set.images, checkpoint.preprocess, checkpoint.temperature
+        )
+        fitted["rule_out"] = fit_rule_out(val_probs, val_set.labels, checkpoint.class_names, config.rule_out)
+    return fitted
 
 
 def build_metadata(checkpoint: Checkpoint, checkpoint_path: Path) -> ModelMetadata:
@@ -170,9 +182,9 @@ def _export_and_check(
     fp32_path, int8_path = config.out, int8_path_for(config.out)
     fp32_tmp, int8_tmp = _temporary(fp32_path), _temporary(int8_path)
     network = checkpoint.build_model()
-    scope = fit_scope_for(config, checkpoint, network) if config.scope else None
-    if scope is not None:
-        metadata = replace(metadata, scope=scope.record)
+    fitted = fit_on_split(config, checkpoint, network) if config.scope or config.rule_out else {}
+    scope = fitted.get("scope_fit")
+    metadata = replace(metadata, scope=fitted.get("scope", {}), rule_out=fitted.get("rule_out", {}))
     export_fp32(network, metadata, fp32_tmp, scope)
 
     # Reference and exported models see the same uint8 images: the network through the

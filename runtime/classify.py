@@ -35,6 +35,7 @@ from brain_tumor_edge.runtime.scope import (
     confidence_reason,
     image_reasons,
     is_out_of_scope,
+    rule_out_reason,
     scope_reason,
 )
 
@@ -218,6 +219,7 @@ class Classification:
                 model_error = f"model failed ({type(exc).__name__})"
         names = self.classifier.class_names
         limit = self.classifier.metadata.scope_limit if self.classifier.has_scope else None
+        rule_out = self.classifier.metadata.rule_out_level
         for index, item in enumerate(items):
             if index not in outputs:
                 yield ImageResult(item.name, None, item.error or model_error, item.fields, class_names=names)
@@ -228,7 +230,10 @@ class Classification:
             if score is not None and limit is not None:
                 reasons += scope_reason(score, limit)
             if not is_out_of_scope(reasons):
-                reasons += confidence_reason(float(output.probabilities.max()), self.min_confidence)
+                top = int(output.probabilities.argmax())
+                confidence = float(output.probabilities[top])
+                reasons += confidence_reason(confidence, self.min_confidence)
+                reasons += rule_out_reason(names[top], confidence, rule_out)
             yield ImageResult(
                 item.name, output.probabilities, "", item.fields, tuple(reasons), score, output.cam, names,
                 item.image,

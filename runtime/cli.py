@@ -246,11 +246,11 @@ def _summary(
     new = report.rows - report.kept
     kept = f" (plus {report.kept} kept from the interrupted run)" if report.kept else ""
     per_class = ", ".join(f"{name} {report.predicted[name]}" for name in classifier.class_names)
-    low = report.flagged - report.out_of_scope
     parts = [
         f"{per_class}",
         f"{report.out_of_scope} out of scope" if classifier.has_scope or report.out_of_scope else "",
-        f"{low} low confidence" if low else "",
+        f"{report.low_confidence} low confidence" if report.low_confidence else "",
+        f"{report.not_ruled_out} with a tumour not ruled out" if report.not_ruled_out else "",
         f"{report.failed} failed",
     ]
     skipped = [f"{n} skipped: {why}" for why, n in sorted(passed.skipped.items())]

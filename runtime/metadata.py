@@ -31,10 +31,21 @@ class ModelMetadata:
     # The scope score's method, limit and the figures the limit was chosen on (see
     # export/scope.py); empty for models exported without a `scope` output.
     scope: dict = field(default_factory=dict)
+    # The rule-out level: the negative class ("class") needs at least this calibrated
+    # probability ("level") to stand without review; how it was chosen (see
+    # export/rule_out.py). Empty for models exported without one.
+    rule_out: dict = field(default_factory=dict)
 
     @property
     def scope_limit(self) -> float | None:
         return float(self.scope["limit"]) if "limit" in self.scope else None
+
+    @property
+    def rule_out_level(self) -> tuple[str, float] | None:
+        """(negative class, level), or None."""
+        if "class" in self.rule_out and "level" in self.rule_out:
+            return str(self.rule_out["class"]), float(self.rule_out["level"])
+        return None
 
     def to_props(self) -> dict[str, str]:
         values = {
@@ -49,6 +60,7 @@ class ModelMetadata:
             "created": self.created,
             "tool_version": self.tool_version,
             "scope": json.dumps(self.scope, sort_keys=True),
+            "rule_out": json.dumps(self.rule_out, sort_keys=True),
         }
         return {_PREFIX + key: value for key, value in values.items()}
 
@@ -71,6 +83,7 @@ class ModelMetadata:
                 created=values.get("created", ""),
                 tool_version=values.get("tool_version", ""),
                 scope=json.loads(values.get("scope") or "{}"),
+                rule_out=json.loads(values.get("rule_out") or "{}"),
             )
         except (ValueError, TypeError, KeyError) as exc:
             raise ModelError(f"model metadata is malformed ({exc})") from exc

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 
 from brain_tumor_edge.runtime.classify import ImageResult
-from brain_tumor_edge.runtime.scope import OUT_OF_SCOPE
+from brain_tumor_edge.runtime.scope import LOW_CONFIDENCE, NOT_RULED_OUT, OUT_OF_SCOPE
 
 # Spreadsheets run a cell that starts with one of these as a formula.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -82,6 +82,8 @@ class CsvReport:
         self.failed = 0
         self.flagged = 0  # a review reason, out of scope or not
         self.out_of_scope = 0
+        self.low_confidence = 0
+        self.not_ruled_out = 0
         self.predicted: Counter[str] = Counter()  # rows per predicted class
         self.kept = 0  # rows kept from an interrupted run
         self._handle = None
@@ -104,6 +106,8 @@ class CsvReport:
         self.failed += bool(error)
         self.flagged += bool(review)
         self.out_of_scope += OUT_OF_SCOPE in review
+        self.low_confidence += LOW_CONFIDENCE in review
+        self.not_ruled_out += NOT_RULED_OUT in review
         if prediction:
             self.predicted[prediction] += 1
 

@@ -135,6 +135,7 @@ class ReviewPage:
                 "created": self.metadata.created,
                 "tool_version": self.metadata.tool_version,
                 "scope": self.metadata.scope,
+                "rule_out": self.metadata.rule_out,
                 "metrics": self.metadata.metrics,
             },
         }

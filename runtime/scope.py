@@ -3,7 +3,9 @@
 Two kinds of reason. "out of scope: ..." means the input is not a brain MR slice of the
 kind the model was trained on, so no class is given: cheap checks on the input itself
 (below, each with its threshold) and the model's own scope score (export/scope.py).
-"low confidence" means the model is in scope but less sure than the user asked for.
+"low confidence" means the model is in scope but less sure than the user asked for;
+"tumour not ruled out" means it answered "no tumour" less surely than the model's
+rule-out level (fitted at export on the validation split, carried in the metadata).
 
 Thresholds for the input checks were set on the training images alone (2026-11, 5,708
 Training images): their colour difference is at most 1.7 grey levels (limit 8), their
@@ -18,6 +20,8 @@ import cv2
 import numpy as np
 
 OUT_OF_SCOPE = "out of scope: "
+LOW_CONFIDENCE = "low confidence"
+NOT_RULED_OUT = "tumour not ruled out"
 SEPARATOR = "; "
 
 # DICOM SOP classes that hold MR images (PS3.4 B.5): MR, Enhanced MR, Enhanced MR Colour,
@@ -90,7 +94,18 @@ def scope_reason(score: float, limit: float) -> list[str]:
 
 def confidence_reason(confidence: float, min_confidence: float | None) -> list[str]:
     if min_confidence is not None and confidence < min_confidence:
-        return [f"low confidence ({confidence:.2f} < {min_confidence:.2f})"]
+        return [f"{LOW_CONFIDENCE} ({confidence:.2f} < {min_confidence:.2f})"]
+    return []
+
+
+def rule_out_reason(prediction: str, probability: float, rule_out: tuple[str, float] | None) -> list[str]:
+    """A "no tumour" answer under the model's rule-out level (export/rule_out.py) keeps its
+    prediction but is flagged: missing a tumour costs more than a second look."""
+    if rule_out is None:
+        return []
+    negative, level = rule_out
+    if prediction == negative and probability < level:
+        return [f"{NOT_RULED_OUT} ({negative} {probability:.3f} < {level:.3f})"]
     return []
 
 

@@ -37,6 +37,10 @@ class AugmentConfig:
     noise_std: float = 0.0  # Gaussian noise, std up to this many grey levels
     jpeg_probability: float = 0.0  # re-compress at a random quality 30..95
     invert_probability: float = 0.0  # invert the head's grey levels (T1-like <-> T2-like)
+    # Remap the head's grey levels through a random smooth curve (monotonic or not), so
+    # which tissue is bright, i.e. the MR sequence, stops being a cue; a tumour stays a
+    # region that differs from its surroundings under any such curve.
+    curve_probability: float = 0.0
 
 
 class _RandomGamma:
@@ -76,6 +80,33 @@ class _InvertTissue:
         return torch.where(tissue, 255 - image, image)
 
 
+class _RandomIntensityCurve:
+    """Map grey levels through a random piecewise-linear curve; the background stays black.
+
+    The curve passes through (0, 0) and five random control points spread over 1..255,
+    each output drawn uniformly from 0..255, so it may invert or fold the contrast. Ideas
+    from random-intensity augmentation for cross-sequence MRI (e.g. GIN, SynthSeg).
+    """
+
+    def __init__(self, probability: float, points: int = 5) -> None:
+        self.probability = probability
+        self.points = points
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        if float(torch.rand(1)) >= self.probability:
+            return image
+        inputs = torch.linspace(0, 255, self.points + 1)
+        outputs = torch.cat([torch.zeros(1), torch.rand(self.points) * 255])
+        # Piecewise-linear lookup table over the 256 grey levels.
+        levels = torch.arange(256, dtype=torch.float32)
+        segment = torch.clamp(torch.bucketize(levels, inputs[1:-1]), max=self.points - 1)
+        start, end = inputs[segment], inputs[segment + 1]
+        weight = (levels - start) / (end - start)
+        table = outputs[segment] * (1 - weight) + outputs[segment + 1] * weight
+        table[:11] = levels[:11]  # keep the background (<= 10, as _InvertTissue) as it was
+        return table.round().to(torch.uint8)[image.long()]
+
+
 def build_augmentation(config: AugmentConfig, size: int) -> Callable[[torch.Tensor], torch.Tensor]:
     zoom = config.zoom_fraction
     steps: list[Callable[[torch.Tensor], torch.Tensor]] = [
@@ -95,6 +126,8 @@ def build_augmentation(config: AugmentConfig, size: int) -> Callable[[torch.Tens
         steps.append(v2.RandomVerticalFlip())
     if config.invert_probability:
         steps.append(_InvertTissue(config.invert_probability))
+    if config.curve_probability:
+        steps.append(_RandomIntensityCurve(config.curve_probability))
     if config.gamma:
         steps.append(_RandomGamma(config.gamma))
     if config.contrast:

@@ -3,8 +3,8 @@
 A clinician's question about a folder of images that all show a tumour (of unrecorded
 type) is "how many would the tool have missed?"; about a healthy series it is "how many
 false alarms?". Both are answered from the exported model, through the same runtime path
-as `bt-classify`, so the review flags (out of scope, low confidence) count as they would
-for a user:
+as `bt-classify`, so the review flags (out of scope, low confidence, tumour not ruled
+out) count as they would for a user:
 
 - tumour-positive: *missed* = `notumor` with no review reason (the dangerous outcome);
   *flagged* = any review reason (a person looks); *detected* = a tumour class, unflagged.
@@ -18,13 +18,14 @@ from pathlib import Path
 from brain_tumor_edge.runtime.api import Settings, classify_folder
 from brain_tumor_edge.runtime.model import Classifier
 
-NEGATIVE = "notumor"
+NEGATIVE = "notumor"  # for models whose metadata names no negative class (no rule-out level)
 
 
 def screen_folder(model: Classifier, folder: Path, positive: bool, settings: Settings | None = None) -> dict:
     """Counts and rates for a folder known to be all tumour-positive (or all healthy)."""
     counts = {"images": 0, "failed": 0, "flagged": 0, "out_of_scope": 0, "missed": 0, "detected": 0}
     missed: list[str] = []
+    negative = model.metadata.rule_out_level[0] if model.metadata.rule_out_level else NEGATIVE
     for result in classify_folder(folder, model, settings):
         counts["images"] += 1
         if result.error:
@@ -32,7 +33,7 @@ def screen_folder(model: Classifier, folder: Path, positive: bool, settings: Set
         elif result.review:
             counts["flagged"] += 1
             counts["out_of_scope"] += result.out_of_scope
-        elif (result.prediction == NEGATIVE) == positive:
+        elif (result.prediction == negative) == positive:
             counts["missed"] += 1
             missed.append(result.name)
         else:

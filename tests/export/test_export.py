@@ -71,6 +71,10 @@ def test_metadata_is_complete_and_read_back(exported, trained_run):
         assert meta.architecture == "paper" and meta.precision == precision
         # The scope score's limit travels with the model, with what it was chosen on.
         assert meta.scope["limit"] > 0 and meta.scope["limit_chosen_on_images"] > 0
+        # So does the rule-out level, fitted on the same validation split.
+        negative, level = meta.rule_out_level
+        assert negative == "notumor" and 0.0 < level < 1.0
+        assert meta.rule_out["chosen_on_images"] == meta.scope["limit_chosen_on_images"]
         assert Classifier(path).has_scope and not Classifier(path).has_maps  # flatten + dense: no maps
         assert meta.seed == 5 and len(meta.checkpoint_sha256) == 64
         assert meta.created and meta.tool_version
@@ -149,7 +153,8 @@ def test_a_model_without_the_scope_output_still_classifies_and_says_so(trained_r
     from brain_tumor_edge.runtime.cli import app as classify_app
 
     model = tmp_path / "older.onnx"
-    run_export(ExportConfig(checkpoint=trained_run, out=model, check_images=50, scope=None))
+    run_export(ExportConfig(checkpoint=trained_run, out=model, check_images=50, scope=None, rule_out=None))
+    assert Classifier(model).metadata.rule_out_level is None
     csv_path = tmp_path / "out.csv"
     result = runner.invoke(classify_app, [str(samples), "--csv", str(csv_path), "--model", str(model)])
     assert result.exit_code == 0, result.output
@@ -159,6 +164,23 @@ def test_a_model_without_the_scope_output_still_classifies_and_says_so(trained_r
     # Input checks still run; no row is called out of scope by a score the model lacks.
     assert not any("unlike the training images" in row["review"] for row in rows)
     assert all(row["prediction"] for row in rows if "out of scope" not in row["review"])
+    assert not any("not ruled out" in row["review"] for row in rows)
+
+
+def test_the_rule_out_level_flags_exactly_the_unsure_no_tumour_answers(exported, samples):
+    """Through the runtime: a notumor answer under the model's level keeps its class and is flagged."""
+    from brain_tumor_edge.runtime.api import Settings, classify_folder
+
+    model = Classifier(exported.fp32_path)
+    negative, level = model.metadata.rule_out_level
+    results = list(classify_folder(samples, model, Settings(min_confidence=None)))
+    assert len(results) == len(sample_files())
+    for result in results:
+        if result.out_of_scope:
+            continue
+        unsure = result.prediction == negative and result.confidence < level
+        assert ("tumour not ruled out" in result.review) == unsure, result
+        assert result.prediction  # flagged or not, the class is still given
 
 
 @pytest.fixture(scope="module")

@@ -36,9 +36,11 @@ def test_review_reasons_and_out_of_scope_rows(tmp_path):
     target = tmp_path / "out.csv"
     low = "low confidence (0.60 < 0.70)"
     away = "out of scope: not an MR image (Modality CT)"
+    not_ruled_out = "tumour not ruled out (notumor 0.900 < 0.990)"
     with CsvReport(target, CLASSES) as report:
         report.write(result("sure.jpg", [0.05, 0.8, 0.1, 0.05]))
         report.write(result("unsure.jpg", [0.3, 0.6, 0.05, 0.05], reasons=(low,)))
+        report.write(result("healthy?.jpg", [0.05, 0.03, 0.9, 0.02], reasons=(not_ruled_out,)))
         report.write(result("ct.dcm", [0.9, 0.05, 0.03, 0.02], reasons=(away,)))
         report.write(result("bad.jpg", error="empty file"))
     rows = list(csv.DictReader(target.open(encoding="utf-8")))
@@ -46,12 +48,14 @@ def test_review_reasons_and_out_of_scope_rows(tmp_path):
     assert [(row["review"], row["prediction"]) for row in rows] == [
         ("", "meningioma"),
         (low, "meningioma"),  # low confidence still carries its prediction
+        (not_ruled_out, "notumor"),  # and so does an unsure "no tumour"
         (away, ""),  # out of scope: no class, but the probabilities stay for transparency
         ("", ""),
     ]
-    assert rows[2]["confidence"] == "" and rows[2]["p_glioma"] == "0.900000"
-    assert (report.flagged, report.out_of_scope, report.failed, report.rows) == (2, 1, 1, 4)
-    assert report.predicted == {"meningioma": 2}
+    assert rows[3]["confidence"] == "" and rows[3]["p_glioma"] == "0.900000"
+    assert (report.flagged, report.out_of_scope, report.failed, report.rows) == (3, 1, 1, 5)
+    assert (report.low_confidence, report.not_ruled_out) == (1, 1)
+    assert report.predicted == {"meningioma": 2, "notumor": 1}
 
 
 def test_resumed_counts_include_the_kept_rows(tmp_path):

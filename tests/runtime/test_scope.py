@@ -18,6 +18,7 @@ from brain_tumor_edge.runtime.scope import (
     dicom_reasons,
     image_reasons,
     is_out_of_scope,
+    rule_out_reason,
     scope_reason,
 )
 from tests.conftest import sample_files
@@ -85,6 +86,16 @@ def test_low_confidence_reason_is_not_out_of_scope():
     assert reasons == ["low confidence (0.62 < 0.90)"]
     assert not is_out_of_scope(reasons)
     assert confidence_reason(0.95, 0.9) == [] and confidence_reason(0.1, None) == []
+
+
+def test_rule_out_reason_only_for_an_unsure_negative_answer():
+    rule = ("notumor", 0.99)
+    reasons = rule_out_reason("notumor", 0.9612, rule)
+    assert reasons == ["tumour not ruled out (notumor 0.961 < 0.990)"]
+    assert not is_out_of_scope(reasons)
+    assert rule_out_reason("notumor", 0.99, rule) == []  # the level itself rules a tumour out
+    assert rule_out_reason("glioma", 0.40, rule) == []  # only the negative class is held to it
+    assert rule_out_reason("notumor", 0.40, None) == []  # a model without a level
 
 
 def test_out_of_scope_inputs_end_to_end(tmp_path: Path):
