@@ -26,7 +26,7 @@ import numpy as np
 from brain_tumor_edge.runtime.api import Settings, classify_folder, load_model
 from brain_tumor_edge.runtime.files import FolderWalk
 from brain_tumor_edge.runtime.scope import NOT_RULED_OUT, OUT_OF_SCOPE, SEPARATOR
-from brain_tumor_edge.train.external import describe, screen_folder
+from brain_tumor_edge.train.external import describe, negative_class, screen_folder
 
 NO_CONFIDENCE_FLAG = Settings(min_confidence=None)
 
@@ -86,7 +86,7 @@ def testing_figures(folder: Path, model) -> tuple[dict, list[dict]]:
         }
 
     not_ruled_out = np.array([row["not_ruled_out"] for row in rows])
-    negative = model.metadata.rule_out_level[0] if model.metadata.rule_out_level else "notumor"
+    negative = negative_class(model)
     healthy = truth == names.index(negative)
     called_negative = ~healthy & (predicted == names.index(negative)) & ~flagged
     figures = {

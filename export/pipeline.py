@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from brain_tumor_edge.export.onnx_export import export_fp32
 from brain_tumor_edge.export.parity import ParityReport, compare
 from brain_tumor_edge.export.quantize import quantize_int8
 from brain_tumor_edge.export.rule_out import fit_rule_out
-from brain_tumor_edge.export.scope import fit_scope
+from brain_tumor_edge.export.scope import ScopeFit, fit_scope
 from brain_tumor_edge.runtime.metadata import ModelMetadata
 from brain_tumor_edge.runtime.model import Classifier
 from brain_tumor_edge.train.checkpoint import (
@@ -57,12 +57,21 @@ def _temporary(path: Path) -> Path:
     return path.with_name(path.name + ".unverified")
 
 
-def fit_on_split(config: ExportConfig, checkpoint: Checkpoint, network) -> dict[str, dict]:
-    """Metadata fitted on the checkpoint's own split: the scope score and the rule-out level.
+@dataclass
+class SplitFits:
+    """What is fitted on the checkpoint's own split: the scope score (for the graph and its
+    metadata record) and the rule-out level's metadata record."""
+
+    scope: ScopeFit | None = None
+    rule_out: dict = field(default_factory=dict)
+
+
+def fit_on_split(config: ExportConfig, checkpoint: Checkpoint, network) -> SplitFits:
+    """Fit the scope score on the checkpoint's training split; choose its limit and the rule-out level
+    on its validation split.
 
     The split is recomputed from the settings recorded in the checkpoint, so the images
-    the limits are chosen on are exactly those the network never trained on. Returns the
-    metadata records by key ("scope", "rule_out"), plus the scope fit for the graph.
+    the limits are chosen on are exactly those the network never trained on.
     """
     folder = _training_folder(checkpoint)
     if folder is None:
@@ -81,18 +90,17 @@ def fit_on_split(config: ExportConfig, checkpoint: Checkpoint, network) -> dict[
         config.threads,
         config.show_progress,
     )
-    fitted: dict = {}
+    fits = SplitFits()
     if config.scope is not None:
         train_features = predict_logits(network, train_set.images, checkpoint.preprocess, features=True)
         val_features = predict_logits(network, val_set.images, checkpoint.preprocess, features=True)
-        fitted["scope_fit"] = fit_scope(train_features, train_set.labels, val_features, config.scope)
-        fitted["scope"] = fitted["scope_fit"].record
+        fits.scope = fit_scope(train_features, train_set.labels, val_features, config.scope)
     if config.rule_out is not None:
         val_probs = predict_probabilities(
             network, val_set.images, checkpoint.preprocess, checkpoint.temperature
         )
-        fitted["rule_out"] = fit_rule_out(val_probs, val_set.labels, checkpoint.class_names, config.rule_out)
-    return fitted
+        fits.rule_out = fit_rule_out(val_probs, val_set.labels, checkpoint.class_names, config.rule_out)
+    return fits
 
 
 def build_metadata(checkpoint: Checkpoint, checkpoint_path: Path) -> ModelMetadata:
@@ -182,9 +190,9 @@ def _export_and_check(
     fp32_path, int8_path = config.out, int8_path_for(config.out)
     fp32_tmp, int8_tmp = _temporary(fp32_path), _temporary(int8_path)
     network = checkpoint.build_model()
-    fitted = fit_on_split(config, checkpoint, network) if config.scope or config.rule_out else {}
-    scope = fitted.get("scope_fit")
-    metadata = replace(metadata, scope=fitted.get("scope", {}), rule_out=fitted.get("rule_out", {}))
+    fits = fit_on_split(config, checkpoint, network) if config.scope or config.rule_out else SplitFits()
+    scope = fits.scope
+    metadata = replace(metadata, scope=scope.record if scope else {}, rule_out=fits.rule_out)
     export_fp32(network, metadata, fp32_tmp, scope)
 
     # Reference and exported models see the same uint8 images: the network through the

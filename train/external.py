@@ -21,11 +21,16 @@ from brain_tumor_edge.runtime.model import Classifier
 NEGATIVE = "notumor"  # for models whose metadata names no negative class (no rule-out level)
 
 
+def negative_class(model: Classifier) -> str:
+    """The class that means "no tumour": from the model's rule-out record when it has one."""
+    return str(model.metadata.rule_out.get("class", NEGATIVE))
+
+
 def screen_folder(model: Classifier, folder: Path, positive: bool, settings: Settings | None = None) -> dict:
     """Counts and rates for a folder known to be all tumour-positive (or all healthy)."""
     counts = {"images": 0, "failed": 0, "flagged": 0, "out_of_scope": 0, "missed": 0, "detected": 0}
     missed: list[str] = []
-    negative = model.metadata.rule_out_level[0] if model.metadata.rule_out_level else NEGATIVE
+    negative = negative_class(model)
     for result in classify_folder(folder, model, settings):
         counts["images"] += 1
         if result.error:
