@@ -8,6 +8,11 @@ dataset has a shortcut a network can take instead of learning what a tumour look
 
     python bench/confound_probe.py --train ../shared/data/brain-tumor-mri/Training \
         --test ../shared/data/brain-tumor-mri/Testing [--external ../shared/data/external/tumour-positive]
+
+`probe_mix` (used by bench/model_report.py) asks the same of the data a network trains on:
+the probe's cross-validated AUROC on Training, and on Training plus a folder of tumour
+slices from the `notumor` images' own source (`bt-train --tumour-unknown`). The lower it
+is, the less the source can stand in for the anatomy.
 """
 
 from __future__ import annotations
@@ -65,6 +70,43 @@ def load(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     x = np.stack([features(p) for p in paths])
     y = np.array([p.parent.name != NEGATIVE for p in paths], float)  # 1 = tumour
     return x, y
+
+
+def cross_validated_auroc(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> float:
+    """AUROC of the probe on held-out folds (standardised on each fold's training part)."""
+    order = np.random.default_rng(seed).permutation(len(y))
+    scores = np.empty(len(y))
+    for part in np.array_split(order, folds):
+        rest = np.setdiff1d(order, part)
+        mean, std = x[rest].mean(0), x[rest].std(0) + 1e-9
+
+        def design(rows: np.ndarray, mean=mean, std=std) -> np.ndarray:
+            return np.hstack([(x[rows] - mean) / std, np.ones((len(rows), 1))])
+
+        scores[part] = design(part) @ fit_logistic(design(rest), y[rest])
+    return auroc(scores[y == 0], scores[y == 1])
+
+
+def probe_mix(train: Path, tumour_unknown: Path | None, test: Path) -> dict:
+    """The probe on Training alone and on Training + tumour-unknown images (all tumour)."""
+    x_train, y_train = load(train)
+    figures = {
+        "training_images": len(y_train),
+        "training_cv_auroc": round(cross_validated_auroc(x_train, y_train), 4),
+    }
+    x_fit, y_fit = x_train, y_train
+    if tumour_unknown is not None:
+        x_extra = np.stack([features(p) for p in FolderWalk(tumour_unknown)])
+        x_fit = np.vstack([x_train, x_extra])
+        y_fit = np.concatenate([y_train, np.ones(len(x_extra))])
+        figures["tumour_unknown_images"] = len(x_extra)
+        figures["mix_cv_auroc"] = round(cross_validated_auroc(x_fit, y_fit), 4)
+    x_test, y_test = load(test)
+    mean, std = x_fit.mean(0), x_fit.std(0) + 1e-9
+    weights = fit_logistic(np.hstack([(x_fit - mean) / std, np.ones((len(x_fit), 1))]), y_fit)
+    score = np.hstack([(x_test - mean) / std, np.ones((len(x_test), 1))]) @ weights
+    figures["testing_auroc"] = round(auroc(score[y_test == 0], score[y_test == 1]), 4)
+    return figures
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 50) -> np.ndarray:

@@ -7,11 +7,20 @@
   Testing, next to the usual baseline (1 - max softmax probability).
 - The rule-out level on Testing: the share of healthy images it sends for review, and
   tumours called notumor with and without it.
-- External tumour-positive slices: missed (notumor, not flagged), flagged, detected.
+- External tumour-positive slices: missed (`notumor`, no review reason), detected (a
+  tumour class, no out-of-scope reason), flagged (train/external.py).
+- A patient collection with expert masks (`--slices`, e.g. external/lgg), per sequence:
+  the same on slices that show the tumour (>= 300 mask pixels), and on tumour-free
+  slices the share given a tumour class with no review reason.
+- With `--train` (and `--tumour-unknown`): the anatomy-free style probe
+  (bench/confound_probe.py), cross-validated on the training mix with and without the
+  tumour-unknown images: how much of the source shortcut the network could still take.
 
     python bench/model_report.py --model runtime/models/default.int8.onnx \
         --testing ../shared/data/brain-tumor-mri/Testing \
-        --external ../shared/data/external/tumour-positive --json bench/model_report.json
+        --external ../shared/data/external/tumour-positive --slices ../shared/data/external/lgg \
+        --train ../shared/data/brain-tumor-mri/Training \
+        --tumour-unknown ../shared/data/extra/br35h-tumour --json bench/model_report.json
 """
 
 from __future__ import annotations
@@ -26,7 +35,13 @@ import numpy as np
 from brain_tumor_edge.runtime.api import Settings, classify_folder, load_model
 from brain_tumor_edge.runtime.files import FolderWalk
 from brain_tumor_edge.runtime.scope import NOT_RULED_OUT, OUT_OF_SCOPE, SEPARATOR
-from brain_tumor_edge.train.external import describe, negative_class, screen_folder
+from brain_tumor_edge.train.external import (
+    describe,
+    describe_slices,
+    negative_class,
+    screen_folder,
+    screen_slices,
+)
 
 NO_CONFIDENCE_FLAG = Settings(min_confidence=None)
 
@@ -135,6 +150,9 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="default: the bundled model")
     parser.add_argument("--testing", type=Path, required=True)
     parser.add_argument("--external", type=Path, default=None, help="tumour-positive folder")
+    parser.add_argument("--slices", type=Path, default=None, help="folder with manifest.csv (external/lgg)")
+    parser.add_argument("--train", type=Path, default=None, help="Training folder, for the style probe")
+    parser.add_argument("--tumour-unknown", type=Path, default=None, help="for the style probe's mix")
     parser.add_argument(
         "--out-of-scope", type=Path, default=None, help="default: built in a temporary folder"
     )
@@ -158,6 +176,12 @@ def main() -> None:
         report["out_of_scope"] = out_of_scope_figures(folder, model, testing_rows)
     if args.external:
         report["external"] = screen_folder(model, args.external, positive=True)
+    if args.slices:
+        report["slices"], _ = screen_slices(model, args.slices)
+    if args.train:
+        from confound_probe import probe_mix  # bench/ sibling
+
+        report["style_probe"] = probe_mix(args.train, args.tumour_unknown, args.testing)
     testing, away = report["testing"], report["out_of_scope"]
     print(f"model: {model.path} (scope output: {model.has_scope})")
     print(
@@ -182,6 +206,16 @@ def main() -> None:
     print(f"  not flagged: {', '.join(away['not_flagged']) or 'none'}")
     if args.external:
         print("external: " + describe(report["external"]))
+    if args.slices:
+        print("\n".join(f"{args.slices.name} " + line for line in describe_slices(report["slices"])))
+    if args.train:
+        probe = report["style_probe"]
+        print(
+            "style probe (no anatomy), tumour vs notumor, 5-fold AUROC: Training alone "
+            f"{probe['training_cv_auroc']:.3f}"
+            + (f", Training + tumour-unknown {probe['mix_cv_auroc']:.3f}" if "mix_cv_auroc" in probe else "")
+            + f"; fitted on the mix, on Testing {probe['testing_auroc']:.3f}"
+        )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 

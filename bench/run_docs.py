@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/run_docs.py [--compact-run runs/bundle] [--keep]
 
-The commands come from the `bash` blocks of README.md, runtime/models/MODEL_CARD.md and
-runtime/models/README.md. They run in a scratch copy of the repository (so `cp ...
-runtime/models/default.int8.onnx` cannot touch this checkout) with `../shared` beside it and
-this venv's scripts on PATH. What is changed, and why:
+The commands come from the `bash` blocks of README.md, docs/*.md,
+runtime/models/MODEL_CARD.md and runtime/models/README.md. They run in a scratch copy of
+the repository (so `cp ... runtime/models/default.int8.onnx` cannot touch this checkout)
+with `../shared` beside it and this venv's scripts on PATH. What is changed, and why:
 
 - training commands (`bt-train`, `torchrun ... brain_tumor_edge.train`) get `--epochs 1
   --max-images 400`: the documented runs take 50 minutes each;
@@ -33,7 +33,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DOCUMENTS = ("README.md", "runtime/models/MODEL_CARD.md", "runtime/models/README.md")
+DOCUMENTS = (
+    "README.md",
+    *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md")),
+    "runtime/models/MODEL_CARD.md",
+    "runtime/models/README.md",
+)
 NOT_HERE = ("FOLDER", "/media/", "/mnt/", "HEAD_IP", "FIRST_HOST", " /data/", " /shared/", "--device cuda")
 NOT_RUN = ("pip install", "python3 -m venv", "ray start", "bench/run_bench.py")
 SHORT_TRAINING = ["--epochs", "1", "--max-images", "400"]

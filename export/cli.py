@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -41,6 +42,24 @@ def export(
     rule_out: Annotated[
         bool, typer.Option(help="Fit the rule-out level for 'no tumour' answers (needs the training folder).")
     ] = True,
+    fine_maps: Annotated[
+        bool,
+        typer.Option(
+            help="Activation maps at twice the resolution (the last stage evaluated densely). "
+            "They point more precisely, but onnxruntime computes them on every call: about 3.7x "
+            "slower classification (docs/export.md).",
+        ),
+    ] = DEFAULTS.fine_maps,
+    min_agreement: Annotated[
+        float | None,
+        typer.Option(
+            min=0.5,
+            max=1.0,
+            help="Accept an int8 model whose top-1 agreement with fp32 is at least this (default "
+            f"{DEFAULTS.thresholds.int8_min_agreement}). Lowering it is a risk you take: it is "
+            "recorded in the parity report and the model's metadata.",
+        ),
+    ] = None,
     threads: Annotated[int, typer.Option(min=1)] = DEFAULTS.threads,
     version: VersionOption = False,
 ) -> None:
@@ -68,6 +87,12 @@ def export(
         check_images=check_images,
         scope=DEFAULTS.scope if scope else None,
         rule_out=DEFAULTS.rule_out if rule_out else None,
+        fine_maps=fine_maps,
+        thresholds=(
+            DEFAULTS.thresholds
+            if min_agreement is None
+            else replace(DEFAULTS.thresholds, int8_min_agreement=min_agreement)
+        ),
         threads=threads,
         show_progress=sys.stderr.isatty(),
     )
@@ -80,10 +105,35 @@ def export(
     speed = ", ".join(f"{k} {v:.0f} img/s" for k, v in result.images_per_second.items())
     typer.echo(f"sizes: {sizes}; model-only throughput ({threads} threads): {speed}")
     typer.echo(f"parity report: {result.parity_path}")
-    if not result.parity.passed:
-        raise fail("parity gate failed: no model written", EXIT_FAILED)
-    written = [result.fp32_path] + ([result.int8_path] if result.int8_path else [])
-    typer.echo("written: " + ", ".join(str(p) for p in written))
+    changed = config.thresholds.changed()
+    if changed:
+        typer.echo(
+            "parity thresholds changed from their defaults "
+            "(recorded in the report and the model's metadata): "
+            + ", ".join(
+                f"{name} {value['used']} (default {value['default']})" for name, value in changed.items()
+            )
+        )
+    written = [path for path in (result.fp32_path, result.int8_path) if path is not None]
+    if written:
+        typer.echo("written: " + ", ".join(str(p) for p in written))
+    parity = result.parity
+    if not parity.fp32_passed:
+        raise fail(
+            "parity gate failed for fp32 (" + "; ".join(parity.fp32_failures) + "): no model written",
+            EXIT_FAILED,
+        )
+    if result.int8_requested and result.int8_path is None:
+        why = "; ".join(parity.int8_failures)
+        ties = parity.near_tie_note()
+        raise fail(
+            f"int8 model not written: {why}"
+            + (f"; {ties}" if ties else "")
+            + f". The fp32 model passed and was written. To accept the int8 model anyway, pass "
+            f"--min-agreement {max(0.5, round(parity.int8_agreement or 0, 2) - 0.01):.2f} (recorded in its "
+            "metadata)",
+            EXIT_FAILED,
+        )
 
 
 def main() -> None:

@@ -4,7 +4,9 @@ Outputs, by name (the runtime looks them up by these names):
 - `probabilities`: softmax(logits / temperature), N x classes.
 - `scope` (when a scope fit is given): distance to the training features, N.
 - `cam` (networks that pool spatial maps): class-activation maps, N x classes x h x w,
-  the classifier's weights applied to the last feature maps (Zhou et al., 2016).
+  the classifier's weights applied to the last feature maps (Zhou et al., 2016); where
+  the network offers `fine_feature_maps` (the last stage evaluated densely, twice the
+  resolution, same weights: train/architectures.py), on those.
 """
 
 from __future__ import annotations
@@ -33,11 +35,19 @@ def has_maps(network: nn.Module) -> bool:
 class ExportHead(nn.Module):
     """The network plus its exported outputs, in one graph."""
 
-    def __init__(self, network: nn.Module, temperature: float, scope: ScopeFit | None, maps: bool) -> None:
+    def __init__(
+        self,
+        network: nn.Module,
+        temperature: float,
+        scope: ScopeFit | None,
+        maps: bool,
+        fine_maps: bool = True,
+    ) -> None:
         super().__init__()
         self.network = network
         self.temperature = temperature
         self.maps = maps
+        self.fine_maps = maps and fine_maps and hasattr(network, "fine_feature_maps")
         self.with_scope = scope is not None
         if scope is not None:
             self.register_buffer("whitening", torch.from_numpy(scope.whitening))
@@ -59,7 +69,10 @@ class ExportHead(nn.Module):
             squared = ((projected[:, None, :] - self.centres[None, :, :]) ** 2).sum(-1)
             outputs.append(squared.min(dim=1).values.sqrt())
         if self.maps:
-            outputs.append(torch.einsum("kc,nchw->nkhw", self.network.classifier.weight, maps))
+            # The probabilities never depend on this branch, but onnxruntime runs every node
+            # whatever outputs are fetched: a heavy branch here costs every call.
+            cam_maps = self.network.fine_feature_maps(image) if self.fine_maps else maps
+            outputs.append(torch.einsum("kc,nchw->nkhw", self.network.classifier.weight, cam_maps))
         return tuple(outputs)
 
 
@@ -78,11 +91,15 @@ def save_sealed(model: onnx.ModelProto, path: Path) -> None:
 
 
 def export_fp32(
-    network: nn.Module, metadata: ModelMetadata, path: Path, scope: ScopeFit | None = None
+    network: nn.Module,
+    metadata: ModelMetadata,
+    path: Path,
+    scope: ScopeFit | None = None,
+    fine_maps: bool = False,
 ) -> None:
     """Export with a dynamic batch axis, attach metadata, validate with onnx.checker."""
     size = metadata.preprocess.size
-    head = ExportHead(network.eval(), metadata.temperature, scope, has_maps(network)).eval()
+    head = ExportHead(network.eval(), metadata.temperature, scope, has_maps(network), fine_maps).eval()
     example = torch.zeros(2, 3, size, size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not for users

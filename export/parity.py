@@ -9,6 +9,10 @@ import numpy as np
 from brain_tumor_edge.runtime.metrics import accuracy
 from brain_tumor_edge.runtime.outputs import ModelOutput
 
+# A disagreement where fp32's top two probabilities lie closer than this is a near-tie:
+# quantisation noise, not a changed model (typical of undertrained smoke runs).
+NEAR_TIE_MARGIN = 0.05
+
 
 @dataclass(frozen=True)
 class ParityThresholds:
@@ -20,6 +24,15 @@ class ParityThresholds:
     # class-activation maps must look like fp32's (mean Pearson correlation per map).
     int8_min_scope_agreement: float = 0.99
     int8_min_cam_correlation: float = 0.9
+
+    def changed(self) -> dict:
+        """The thresholds set away from their defaults, with the defaults (for the model's metadata)."""
+        defaults = ParityThresholds()
+        return {
+            name: {"used": value, "default": getattr(defaults, name)}
+            for name, value in asdict(self).items()
+            if value != getattr(defaults, name)
+        }
 
 
 @dataclass
@@ -35,14 +48,44 @@ class ParityReport:
     int8_accuracy: float | None = None
     int8_scope_agreement: float | None = None
     int8_cam_correlation: float | None = None
-    failures: list[str] = field(default_factory=list)
+    # Of the int8/fp32 top-1 disagreements, how many are fp32 near-ties.
+    int8_disagreements: int | None = None
+    int8_near_ties: int | None = None
+    # Each model is judged on its own: fp32 against torch, int8 against fp32. An int8
+    # model is only as good as the fp32 model it came from, so it needs both.
+    fp32_failures: list[str] = field(default_factory=list)
+    int8_failures: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[str]:
+        return self.fp32_failures + self.int8_failures
+
+    @property
+    def fp32_passed(self) -> bool:
+        return not self.fp32_failures
+
+    @property
+    def int8_passed(self) -> bool:
+        return self.fp32_passed and not self.int8_failures
 
     @property
     def passed(self) -> bool:
         return not self.failures
 
+    def near_tie_note(self) -> str:
+        """Why int8 disagreed, in words, e.g. "6 of 7 disagreements are near-ties (...)"."""
+        if not self.int8_disagreements:
+            return ""
+        return (
+            f"{self.int8_near_ties} of {self.int8_disagreements} disagreements are near-ties "
+            f"(fp32 top-2 margin < {NEAR_TIE_MARGIN})"
+        )
+
     def as_dict(self) -> dict:
         record = asdict(self)
+        record["failures"] = self.failures
+        record["fp32_passed"] = self.fp32_passed
+        record["int8_passed"] = self.int8_passed if self.int8_agreement is not None else None
         record["passed"] = self.passed
         return record
 
@@ -77,6 +120,8 @@ class ParityReport:
             lines.append(f"int8 vs fp32 scope flag agreement {self.int8_scope_agreement:.4f}")
         if self.int8_cam_correlation is not None:
             lines.append(f"int8 vs fp32 activation-map correlation {self.int8_cam_correlation:.4f}")
+        if self.int8_disagreements:
+            lines.append(f"int8 vs fp32: {self.near_tie_note()}")
         lines.append(f"{self.images} check images: " + ("PASSED" if self.passed else "FAILED"))
         lines += [f"  - {failure}" for failure in self.failures]
         return "\n".join(lines)
@@ -115,30 +160,36 @@ def compare(
         fp32_accuracy=_accuracy(fp32_probs, labels),
     )
     if report.fp32_max_abs_diff > thresholds.fp32_max_abs_diff:
-        report.failures.append(
+        report.fp32_failures.append(
             f"fp32 max |diff| {report.fp32_max_abs_diff:.2e} > {thresholds.fp32_max_abs_diff:.0e}"
         )
     if report.fp32_agreement < thresholds.fp32_min_agreement:
-        report.failures.append(
+        report.fp32_failures.append(
             f"fp32 top-1 agreement {report.fp32_agreement:.4f} < {thresholds.fp32_min_agreement}"
         )
     if int8_probs is not None:
         report.int8_agreement = float((fp32_probs.argmax(1) == int8_probs.argmax(1)).mean())
         report.int8_max_abs_diff = float(np.abs(fp32_probs - int8_probs).max())
         report.int8_accuracy = _accuracy(int8_probs, labels)
+        disagree = fp32_probs.argmax(1) != int8_probs.argmax(1)
+        top_two = np.sort(fp32_probs[disagree], axis=1)[:, -2:]
+        report.int8_disagreements = int(disagree.sum())
+        report.int8_near_ties = int((top_two[:, 1] - top_two[:, 0] < NEAR_TIE_MARGIN).sum())
         if report.int8_agreement < thresholds.int8_min_agreement:
-            report.failures.append(
+            report.int8_failures.append(
                 f"int8 top-1 agreement {report.int8_agreement:.4f} < {thresholds.int8_min_agreement}"
             )
         if labels is not None:
             drop = report.fp32_accuracy - report.int8_accuracy
             if drop > thresholds.int8_max_accuracy_drop:
-                report.failures.append(f"int8 accuracy drop {drop:.4f} > {thresholds.int8_max_accuracy_drop}")
+                report.int8_failures.append(
+                    f"int8 accuracy drop {drop:.4f} > {thresholds.int8_max_accuracy_drop}"
+                )
         if scope_limit is not None and fp32.scope is not None and int8.scope is not None:
             agreement = float(((fp32.scope > scope_limit) == (int8.scope > scope_limit)).mean())
             report.int8_scope_agreement = agreement
             if agreement < thresholds.int8_min_scope_agreement:
-                report.failures.append(
+                report.int8_failures.append(
                     f"int8 scope flag agreement {agreement:.4f} < {thresholds.int8_min_scope_agreement}"
                 )
         if fp32.cam is not None and int8.cam is not None:
@@ -146,5 +197,5 @@ def compare(
             report.int8_cam_correlation = correlation
             if correlation < thresholds.int8_min_cam_correlation:
                 minimum = thresholds.int8_min_cam_correlation
-                report.failures.append(f"int8 activation-map correlation {correlation:.4f} < {minimum}")
+                report.int8_failures.append(f"int8 activation-map correlation {correlation:.4f} < {minimum}")
     return report

@@ -1,4 +1,9 @@
-"""`bt-export` end to end: export, quantize, check parity, and only then put the files in place."""
+"""`bt-export` end to end: export, quantize, check parity, and only then put the files in place.
+
+Each model is kept when it passes its own part of the gate: the fp32 model against torch,
+the int8 model against fp32. A smoke run whose int8 copy flips near-ties still gets its
+fp32 model; the refused file is never written.
+"""
 
 from __future__ import annotations
 
@@ -36,8 +41,9 @@ class ExportError(RuntimeError):
 
 @dataclass
 class ExportResult:
-    fp32_path: Path
-    int8_path: Path | None
+    fp32_path: Path | None  # None: not written (failed its gate)
+    int8_path: Path | None  # None: not asked for, or not written
+    int8_requested: bool
     parity_path: Path
     parity: ParityReport
     sizes: dict[str, int]
@@ -74,13 +80,15 @@ def fit_on_split(config: ExportConfig, checkpoint: Checkpoint, network) -> Split
     the limits are chosen on are exactly those the network never trained on.
     """
     folder = _training_folder(checkpoint)
-    if folder is None:
-        raise ExportError(
-            "the scope score and rule-out level are fitted on the checkpoint's training folder, which "
-            f"is not available ({checkpoint.train_config.get('data')}); run where it is, or pass "
-            "--no-scope --no-rule-out"
-        )
     recorded = checkpoint.train_config
+    unknown_folder = _recorded_folder(recorded, "tumour_unknown")
+    if folder is None or (recorded.get("tumour_unknown") and unknown_folder is None):
+        raise ExportError(
+            "the scope score and rule-out level are fitted on the checkpoint's training folders, which "
+            f"are not available ({recorded.get('data_as_given') or recorded.get('data')}"
+            + (f", {recorded.get('tumour_unknown_as_given')}" if recorded.get("tumour_unknown") else "")
+            + "); run where they are (from the folder bt-train ran in), or pass --no-scope --no-rule-out"
+        )
     _, train_set, val_set, _ = load_split(
         folder,
         checkpoint.preprocess,
@@ -89,17 +97,23 @@ def fit_on_split(config: ExportConfig, checkpoint: Checkpoint, network) -> Split
         recorded.get("max_images"),
         config.threads,
         config.show_progress,
+        unknown_folder,
     )
     fits = SplitFits()
     if config.scope is not None:
+        # Images of unknown tumour type keep their own label: one more class-conditional
+        # Gaussian, so they count as in scope without being forced onto a tumour type.
         train_features = predict_logits(network, train_set.images, checkpoint.preprocess, features=True)
         val_features = predict_logits(network, val_set.images, checkpoint.preprocess, features=True)
         fits.scope = fit_scope(train_features, train_set.labels, val_features, config.scope)
     if config.rule_out is not None:
+        rule_out = config.rule_out
+        if recorded.get("negative_class"):
+            rule_out = replace(rule_out, negative_class=recorded["negative_class"])
         val_probs = predict_probabilities(
             network, val_set.images, checkpoint.preprocess, checkpoint.temperature
         )
-        fits.rule_out = fit_rule_out(val_probs, val_set.labels, checkpoint.class_names, config.rule_out)
+        fits.rule_out = fit_rule_out(val_probs, val_set.labels, checkpoint.class_names, rule_out)
     return fits
 
 
@@ -118,9 +132,18 @@ def build_metadata(checkpoint: Checkpoint, checkpoint_path: Path) -> ModelMetada
     )
 
 
+def _recorded_folder(recorded: dict, key: str) -> Path | None:
+    """A folder bt-train recorded: where it was, or else as given (relative to the working
+    directory, so a checkpoint committed with the repository finds ../shared/data/... from
+    any clone's root)."""
+    for candidate in (recorded.get(key), recorded.get(f"{key}_as_given")):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
 def _training_folder(checkpoint: Checkpoint) -> Path | None:
-    recorded = checkpoint.train_config.get("data")
-    return Path(recorded) if recorded and Path(recorded).is_dir() else None
+    return _recorded_folder(checkpoint.train_config, "data")
 
 
 def _select_files(config: ExportConfig, checkpoint: Checkpoint) -> tuple[LabelledFiles | None, LabelledFiles]:
@@ -192,8 +215,13 @@ def _export_and_check(
     network = checkpoint.build_model()
     fits = fit_on_split(config, checkpoint, network) if config.scope or config.rule_out else SplitFits()
     scope = fits.scope
-    metadata = replace(metadata, scope=scope.record if scope else {}, rule_out=fits.rule_out)
-    export_fp32(network, metadata, fp32_tmp, scope)
+    metadata = replace(
+        metadata,
+        scope=scope.record if scope else {},
+        rule_out=fits.rule_out,
+        parity_override=config.thresholds.changed(),
+    )
+    export_fp32(network, metadata, fp32_tmp, scope, config.fine_maps)
 
     # Reference and exported models see the same uint8 images: the network through the
     # checkpoint's preprocessing, the ONNX file through the settings in its own metadata.
@@ -234,13 +262,15 @@ def _export_and_check(
         **report.as_dict(),
     }
     parity_path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
-    if report.passed:
+    if report.fp32_passed:
         os.replace(fp32_tmp, fp32_path)
-        if int8_model is not None:
-            os.replace(int8_tmp, int8_path)
+    int8_written = int8_model is not None and report.int8_passed
+    if int8_written:
+        os.replace(int8_tmp, int8_path)
     return ExportResult(
-        fp32_path=fp32_path,
-        int8_path=int8_path if int8_model is not None else None,
+        fp32_path=fp32_path if report.fp32_passed else None,
+        int8_path=int8_path if int8_written else None,
+        int8_requested=config.quantize,
         parity_path=parity_path,
         parity=report,
         sizes=sizes,

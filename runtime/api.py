@@ -69,4 +69,3 @@ def classify_folder(
     if not folder.is_dir():
         raise NotADirectoryError(f"not a folder: {folder}")
     return _classification(model, settings).run(FolderWalk(folder, recursive))
-

@@ -164,8 +164,9 @@ class Settings:
     dicom_fields: tuple[str, ...] = ()
     # Below this calibrated confidence a row gets the "low confidence" review reason.
     min_confidence: float | None = 0.5
-    # Activation maps (where the model has them), for the review page; off, the graph's
-    # map branch is not run at all (onnxruntime runs only what the fetched outputs need).
+    # Activation maps (where the model has them), for the review page. Off, they are not
+    # fetched or copied; onnxruntime still runs the graph's (small) map branch: it runs
+    # every node whatever outputs are asked for.
     maps: bool = True
 
 
@@ -235,6 +236,13 @@ class Classification:
                 reasons += confidence_reason(confidence, self.min_confidence)
                 reasons += rule_out_reason(names[top], confidence, rule_out)
             yield ImageResult(
-                item.name, output.probabilities, "", item.fields, tuple(reasons), score, output.cam, names,
+                item.name,
+                output.probabilities,
+                "",
+                item.fields,
+                tuple(reasons),
+                score,
+                output.cam,
+                names,
                 item.image,
             )

@@ -38,12 +38,22 @@ app = new_app()
 
 
 def _check_paths(folder: Path, csv: Path, overwrite: bool, resume: bool) -> None:
+    if overwrite and resume:
+        raise fail("--resume continues a CSV and --overwrite replaces it: choose one")
     if not folder.exists():
         raise fail(f"no such folder: {folder}")
     if not folder.is_dir():
         raise fail(f"{folder} is a file, not a folder: give the folder that holds the images")
     if csv.is_dir():
         raise fail(f"--csv points to a folder: {csv}")
+    # The CSV's folder is not created: a mistyped path should fail here, not scatter results.
+    if not csv.parent.is_dir():
+        raise fail(f"folder for the CSV does not exist: {csv.parent}")
+
+
+def _check_csv_state(csv: Path, overwrite: bool, resume: bool) -> None:
+    """Advice about an existing CSV or partial file; only given while holding the CSV's lock,
+    so a run still in progress is never mistaken for an interrupted one."""
     if csv.exists() and not overwrite:
         if resume:
             raise fail(f"{csv} is complete: that run already finished (pass --overwrite to run again)")
@@ -55,9 +65,6 @@ def _check_paths(folder: Path, csv: Path, overwrite: bool, resume: bool) -> None
             f"an interrupted run left {partial_path(csv)}; pass --resume to continue it "
             "or --overwrite to start over"
         )
-    # The CSV's folder is not created: a mistyped path should fail here, not scatter results.
-    if not csv.parent.is_dir():
-        raise fail(f"folder for the CSV does not exist: {csv.parent}")
 
 
 @app.command()
@@ -111,6 +118,45 @@ def classify(
     2 usage error (no such folder, no images, unusable model); 130 interrupted.
     """
     _check_paths(folder, csv, overwrite, resume)
+    try:
+        lock = FileLock(lock_path(csv)).acquire()
+    except LockedError as exc:
+        raise fail(str(exc)) from None
+    with lock:
+        _check_csv_state(csv, overwrite, resume)
+        _classify(
+            folder,
+            csv,
+            model,
+            batch_size,
+            threads,
+            recursive,
+            resume,
+            dicom_fields,
+            min_confidence,
+            report_dir,
+            ray,
+            ray_address,
+            quiet,
+        )
+
+
+def _classify(
+    folder: Path,
+    csv: Path,
+    model: Path | None,
+    batch_size: int,
+    threads: int | None,
+    recursive: bool,
+    resume: bool,
+    dicom_fields: str,
+    min_confidence: float,
+    report_dir: Path | None,
+    ray: bool,
+    ray_address: str | None,
+    quiet: bool,
+) -> None:
+    """The run itself, under the CSV's lock."""
     fields = tuple(name.strip() for name in dicom_fields.split(",") if name.strip())
     refused = sorted(set(fields) - SAFE_FIELDS)
     if refused:
@@ -141,11 +187,7 @@ def classify(
 
         page = ReviewPage(report_dir, classifier.class_names, classifier.metadata, str(folder))
     try:
-        with (
-            FileLock(lock_path(csv)),
-            CsvReport(csv, classifier.class_names, resume, fields) as report,
-            progress,
-        ):
+        with CsvReport(csv, classifier.class_names, resume, fields) as report, progress:
             task = progress.add_task("classify", total=total, completed=report.rows)
 
             def written(name: str, error: str) -> None:
@@ -171,7 +213,7 @@ def classify(
     except KeyboardInterrupt:
         say(f"interrupted: finished rows are in {partial_path(csv)}; rerun with --resume to go on")
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except (ReportError, LockedError) as exc:
+    except ReportError as exc:
         raise fail(str(exc)) from None
     except typer.Exit:
         partial_path(csv).unlink(missing_ok=True)

@@ -104,11 +104,6 @@ class _ClassifyBatch:
         return {"key": keys, "cells": cells}
 
 
-def _restartable() -> dict:
-    """A killed actor is replaced, and the batch it held is retried on the new one."""
-    return {"max_restarts": -1, "max_task_retries": -1}
-
-
 def classify_on_ray(
     folder: Path,
     job: ClusterJob,
@@ -159,7 +154,10 @@ def classify_on_ray(
         compute=ray.data.ActorPoolStrategy(size=pool),
         num_cpus=threads,
         batch_format="numpy",
-        ray_remote_args_fn=_restartable,
+        # A killed actor is replaced, and the batch it held is retried on the new one.
+        # (Ray Data's own default today; stated so a change of default cannot drop it.)
+        max_restarts=-1,
+        max_task_retries=-1,
     )
     for row in results.sort("key").iter_rows():
         if row["key"] == COUNTS:

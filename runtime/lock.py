@@ -25,7 +25,11 @@ class FileLock:
         self._handle = None
 
     def __enter__(self) -> FileLock:
-        handle = open(self.path, "a+b")
+        return self if self._handle is not None else self.acquire()
+
+    def acquire(self) -> FileLock:
+        """Take the lock now (LockedError if a live process holds it); `with` releases it."""
+        handle = open(self.path, "a+b")  # noqa: SIM115 -- held for as long as the lock
         try:
             _lock(handle)
         except OSError:

@@ -35,6 +35,9 @@ class ModelMetadata:
     # probability ("level") to stand without review; how it was chosen (see
     # export/rule_out.py). Empty for models exported without one.
     rule_out: dict = field(default_factory=dict)
+    # Parity thresholds a user changed at export (`bt-export --min-agreement`), with the
+    # defaults they replaced; empty when the model passed the standard gate.
+    parity_override: dict = field(default_factory=dict)
 
     @property
     def scope_limit(self) -> float | None:
@@ -61,6 +64,7 @@ class ModelMetadata:
             "tool_version": self.tool_version,
             "scope": json.dumps(self.scope, sort_keys=True),
             "rule_out": json.dumps(self.rule_out, sort_keys=True),
+            "parity_override": json.dumps(self.parity_override, sort_keys=True),
         }
         return {_PREFIX + key: value for key, value in values.items()}
 
@@ -84,6 +88,7 @@ class ModelMetadata:
                 tool_version=values.get("tool_version", ""),
                 scope=json.loads(values.get("scope") or "{}"),
                 rule_out=json.loads(values.get("rule_out") or "{}"),
+                parity_override=json.loads(values.get("parity_override") or "{}"),
             )
         except (ValueError, TypeError, KeyError) as exc:
             raise ModelError(f"model metadata is malformed ({exc})") from exc

@@ -23,28 +23,41 @@ import cv2
 import numpy as np
 
 from brain_tumor_edge.runtime.classify import ImageResult
+from brain_tumor_edge.runtime.heatmap import normalised, upsample
 from brain_tumor_edge.runtime.metadata import ModelMetadata
 
 THUMBNAIL_SIDE = 128
 JPEG_QUALITY = 80
+# The enlarged view shows the slice as the network saw it, with its map as a separate
+# layer whose opacity the reader sets; both at the network's input size.
+LARGE_QUALITY = 90
+
+
+def _bgr(image: np.ndarray) -> np.ndarray:
+    """A 3xSxS RGB uint8 network input as HxWx3 BGR."""
+    return cv2.cvtColor(np.ascontiguousarray(image.transpose(1, 2, 0)), cv2.COLOR_RGB2BGR)
+
+
+def map_layer(cam: np.ndarray, side: int) -> np.ndarray:
+    """One class's activation map at side x side, in colour (BGR, blue low, red high)."""
+    heat = normalised(upsample(cam, side, side))
+    return cv2.applyColorMap(np.round(heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
 
 
 def overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
     """A 3xSxS uint8 image with a class-activation map laid over it, as HxWx3 BGR."""
-    grey = np.ascontiguousarray(image.transpose(1, 2, 0))
-    bgr = cv2.cvtColor(grey, cv2.COLOR_RGB2BGR)
-    side = bgr.shape[0]
-    heat = cv2.resize(cam.astype(np.float32), (side, side), interpolation=cv2.INTER_CUBIC)
-    heat -= heat.min()
-    heat /= max(float(heat.max()), 1e-6)
-    colour = cv2.applyColorMap(np.round(heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
-    return cv2.addWeighted(bgr, 0.6, colour, 0.4, 0.0)
+    bgr = _bgr(image)
+    return cv2.addWeighted(bgr, 0.6, map_layer(cam, bgr.shape[0]), 0.4, 0.0)
+
+
+def _jpeg(bgr: np.ndarray, quality: int) -> bytes:
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return data.tobytes() if ok else b""
 
 
 def _thumbnail(bgr: np.ndarray) -> bytes:
     small = cv2.resize(bgr, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), interpolation=cv2.INTER_AREA)
-    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    return data.tobytes() if ok else b""
+    return _jpeg(small, JPEG_QUALITY)
 
 
 def histogram_svg(confidences: list[float], bins: int = 20) -> str:
@@ -95,6 +108,9 @@ class ReviewPage:
             "error": result.error,
             "thumb": "",
             "heat": "",
+            "large": "",  # the enlarged view: the slice, and its map as a layer
+            "map": "",
+            "map_class": "",  # the class whose map is shown: the predicted (most probable) one
         }
         if self.truth_from_folder:
             row["truth"] = Path(result.name.split("#")[0]).parent.name
@@ -102,15 +118,18 @@ class ReviewPage:
         # The cap keeps disk and page size bounded; doubtful rows take their thumbnails first.
         if result.image is not None and (self.thumbnails < self.max_thumbnails or doubtful):
             base = f"thumbs/{index:07d}"
-            grey = cv2.cvtColor(np.ascontiguousarray(result.image.transpose(1, 2, 0)), cv2.COLOR_RGB2BGR)
-            (self.folder / f"{base}.jpg").write_bytes(_thumbnail(grey))
-            row["thumb"] = f"{base}.jpg"
+            slice_bgr = _bgr(result.image)
+            (self.folder / f"{base}.jpg").write_bytes(_thumbnail(slice_bgr))
+            (self.folder / f"{base}-large.jpg").write_bytes(_jpeg(slice_bgr, LARGE_QUALITY))
+            row["thumb"], row["large"] = f"{base}.jpg", f"{base}-large.jpg"
             if result.cam is not None and result.probabilities is not None:
                 best = int(result.probabilities.argmax())
-                (self.folder / f"{base}-cam.jpg").write_bytes(
-                    _thumbnail(overlay(result.image, result.cam[best]))
-                )
-                row["heat"] = f"{base}-cam.jpg"
+                layer = map_layer(result.cam[best], slice_bgr.shape[0])
+                blended = cv2.addWeighted(slice_bgr, 0.6, layer, 0.4, 0.0)
+                (self.folder / f"{base}-cam.jpg").write_bytes(_thumbnail(blended))
+                (self.folder / f"{base}-map.jpg").write_bytes(_jpeg(layer, LARGE_QUALITY))
+                row["heat"], row["map"] = f"{base}-cam.jpg", f"{base}-map.jpg"
+                row["map_class"] = self.class_names[best]
             self.thumbnails += 1
         self.rows.append(row)
 

@@ -1,12 +1,17 @@
-"""Shared fixtures: the real dataset (skipped when absent), samples, and a briefly trained model."""
+"""Shared fixtures: the real dataset (skipped when absent), samples, labelled images for the
+training and export paths (the real dataset in CI, a small set made from samples/ in a fresh
+clone), and a briefly trained model."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,6 +31,55 @@ def samples() -> Path:
     return SAMPLES
 
 
+@dataclass(frozen=True)
+class Labelled:
+    """Labelled folders for tests that train and export."""
+
+    training: Path
+    testing: Path
+    max_images: int | None  # a stratified subset of the training folder, or all of it
+    real: bool  # the real dataset (CI), or the small set made from samples/
+
+
+# Variants per sample image in the small set: 3 notumor samples x 40 = 120 healthy images, so
+# a 20% validation split holds the 20 that fitting a rule-out level needs (export/rule_out.py).
+VARIANTS_PER_SAMPLE = 40
+
+
+def make_small_labelled_set(folder: Path, variants: int = VARIANTS_PER_SAMPLE, seed: int = 0) -> Path:
+    """samples/ grown into a labelled folder: each image rotated, shifted, zoomed, flipped and
+    re-windowed `variants` times (at most 192 px, JPEG). Distinct enough that the split's twin
+    grouping keeps most apart; real enough for training, export and the parity gate to run."""
+    rng = np.random.default_rng(seed)
+    for source in sample_files():
+        image = cv2.imread(str(source), cv2.IMREAD_GRAYSCALE)
+        scale = 192 / max(image.shape)
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        height, width = image.shape
+        out = folder / source.parent.name
+        out.mkdir(parents=True, exist_ok=True)
+        for index in range(variants):
+            matrix = cv2.getRotationMatrix2D(
+                (width / 2, height / 2), rng.uniform(-20, 20), rng.uniform(0.85, 1.15)
+            )
+            matrix[:, 2] += rng.uniform(-0.08, 0.08, 2) * (width, height)
+            variant = cv2.warpAffine(image, matrix, (width, height))
+            if rng.random() < 0.5:
+                variant = variant[:, ::-1]
+            gamma = rng.uniform(0.75, 1.33)
+            variant = (255 * (variant / 255.0) ** gamma).astype(np.uint8)
+            cv2.imwrite(str(out / f"{source.stem}_{index:02d}.jpg"), variant)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def labelled(tmp_path_factory: pytest.TempPathFactory) -> Labelled:
+    if (DATASET / "Training").is_dir():
+        return Labelled(DATASET / "Training", DATASET / "Testing", 1200, real=True)
+    small = make_small_labelled_set(tmp_path_factory.mktemp("small-labelled"))
+    return Labelled(small, SAMPLES, None, real=False)
+
+
 def run_python(script: str, *args: object) -> subprocess.CompletedProcess[str]:
     """`python -c SCRIPT ARGS...` in a fresh process from the repository root."""
     command = [sys.executable, "-c", script, *(str(arg) for arg in args)]
@@ -37,8 +91,9 @@ def sample_files() -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def trained_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A paper-architecture run on 1,200 real images for 3 epochs (~60% accurate): enough to export."""
+def trained_run(labelled: Labelled, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A paper-architecture run for 3 epochs, on 1,200 real images (~60% accurate) or the small
+    set: enough to export."""
     pytest.importorskip("torch")
     from brain_tumor_edge.train.config import TrainConfig
     from brain_tumor_edge.train.recipe import Recipe
@@ -47,10 +102,10 @@ def trained_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     out = tmp_path_factory.mktemp("run")
     train(
         TrainConfig(
-            data=dataset / "Training",
+            data=labelled.training,
             out=out,
             recipe=Recipe(epochs=3),
-            max_images=1200,
+            max_images=labelled.max_images,
             seed=5,
             show_progress=False,
         )

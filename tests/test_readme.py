@@ -1,7 +1,7 @@
-"""README's promises, run as written: the "From Python" example and the quick-start classify."""
+"""README's promises, run as written: the "From Python" example, the options every document
+shows, and the front page's length."""
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,19 +21,25 @@ def code_blocks(text: str, language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
 
 
-def test_the_from_python_example_runs_as_written(tmp_path: Path):
+def test_the_from_python_example_runs_as_written_from_the_repository_root():
+    """Where a newcomer stands after README's commands (tests/test_install.py: the wheel too)."""
     (example,) = code_blocks(section("From Python"), "python")
-    shutil.copytree(REPO / "samples", tmp_path / "samples")  # the example reads samples/
     result = subprocess.run(
-        [sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", example], cwd=REPO, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == len(list((REPO / "samples").glob("*/*.jpg")))
     assert "Te-gl_0010.jpg glioma" in result.stdout
 
 
 def test_every_bt_command_in_the_docs_names_a_real_option():
     """Options that README, the model card and the models README show exist in the --help."""
-    documents = [REPO / "README.md", REPO / "runtime/models/MODEL_CARD.md", REPO / "runtime/models/README.md"]
+    documents = [
+        REPO / "README.md",
+        REPO / "runtime/models/MODEL_CARD.md",
+        REPO / "runtime/models/README.md",
+        *sorted((REPO / "docs").glob("*.md")),
+    ]
     for document in documents:
         for block in code_blocks(document.read_text(encoding="utf-8"), "bash"):
             for line in block.replace("\\\n", " ").splitlines():
@@ -48,3 +54,9 @@ def test_every_bt_command_in_the_docs_names_a_real_option():
                 ).stdout
                 for option in (w.split("=")[0] for w in words if w.startswith("--")):
                     assert option in help_text, f"{document.name}: {line!r} uses {option}"
+
+
+def test_the_readme_is_a_front_page_and_links_to_pages_that_exist():
+    assert len(README.splitlines()) <= 150
+    for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", README):
+        assert (REPO / target).exists(), target

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
@@ -61,6 +62,26 @@ class _RandomNoise:
         # One noise field for all channels: the image stays grey.
         noise = torch.randn(image.shape[-2:]) * std
         return (image.float() + noise).round().clamp(0, 255).to(torch.uint8)
+
+
+class _RandomJpeg:
+    """Re-compress at a random JPEG quality, through OpenCV (the runtime's decoder).
+
+    torchvision's own JPEG transform rides on its image codecs, deprecated since 0.29.
+    """
+
+    def __init__(self, quality: tuple[int, int]) -> None:
+        self.quality = quality
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        quality = int(torch.randint(self.quality[0], self.quality[1] + 1, (1,)))
+        pixels = image.permute(1, 2, 0).contiguous().numpy()  # C x H x W -> H x W x C
+        ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            return image
+        flag = cv2.IMREAD_GRAYSCALE if pixels.shape[2] == 1 else cv2.IMREAD_COLOR
+        decoded = cv2.imdecode(encoded, flag).reshape(pixels.shape)
+        return torch.from_numpy(decoded).permute(2, 0, 1).contiguous()
 
 
 class _InvertTissue:
@@ -138,7 +159,7 @@ def build_augmentation(config: AugmentConfig, size: int) -> Callable[[torch.Tens
         steps.append(v2.RandomApply([_RandomNoise(config.noise_std)], p=0.5))
     if config.jpeg_probability:
         # Last: whatever the source's compression history was, this one is the newest.
-        steps.append(v2.RandomApply([v2.JPEG((30, 95))], p=config.jpeg_probability))
+        steps.append(v2.RandomApply([_RandomJpeg((30, 95))], p=config.jpeg_probability))
     return v2.Compose(steps)
 
 

@@ -30,6 +30,16 @@ def train_command(
     data: Annotated[Path, typer.Option(help="Folder with one sub-folder of images per class.")],
     out: Annotated[Path, typer.Option(help="Run directory for the checkpoint, metrics and plots.")],
     arch: Annotated[str, typer.Option(help="Architecture name (train/architectures.py).")] = TrainConfig.arch,
+    tumour_unknown: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of images known to show a tumour of unrecorded type: trained on "
+            "-log(1 - p(negative class)), never on a tumour type (docs/training.md)."
+        ),
+    ] = None,
+    negative_class: Annotated[
+        str, typer.Option(help="The class a --tumour-unknown image is known not to be.")
+    ] = TrainConfig.negative_class,
     epochs: Annotated[int | None, typer.Option(min=1, help="Default: the architecture's recipe.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Default: the recipe's.")] = None,
     learning_rate: Annotated[float | None, typer.Option(min=0.0, help="Default: the recipe's.")] = None,
@@ -62,6 +72,8 @@ def train_command(
         out=out,
         arch=arch,
         recipe=recipe,
+        tumour_unknown=tumour_unknown,
+        negative_class=negative_class,
         val_fraction=val_fraction,
         seed=seed,
         threads=threads,
@@ -78,9 +90,15 @@ def train_command(
     if not metrics:
         return  # a rank other than 0 under torchrun: rank 0 reports
     validation = metrics["validation"]
+    unknown = validation.get("tumour_unknown")
+    sensitivity = (
+        f", tumour sensitivity {unknown['sensitivity']:.4f} on {unknown['images']} of unknown type"
+        if unknown
+        else ""
+    )
     typer.echo(
         f"best epoch {metrics['best_epoch']}: validation accuracy {validation['accuracy']:.4f} "
-        f"on {validation['images']} images; {metrics['mean_epoch_seconds']:.0f}s/epoch, "
+        f"on {validation['images']} images{sensitivity}; {metrics['mean_epoch_seconds']:.0f}s/epoch, "
         f"{metrics['total_training_seconds']:.0f}s in all; artifacts in {out}"
     )
     if metrics["interrupted"]:

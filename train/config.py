@@ -24,6 +24,10 @@ class TrainConfig:
     arch: str = "paper"
     recipe: Recipe | None = None  # None: the architecture's own recipe
     preprocess: PreprocessConfig | None = None  # None: the architecture's own input definition
+    # Images known to show a tumour of unrecorded type (train/targets.py); None: none.
+    tumour_unknown: Path | None = None
+    # The class a "tumour, type unknown" image is known not to be.
+    negative_class: str = "notumor"
     val_fraction: float = 0.2
     seed: int = 42
     threads: int = DEFAULT_THREADS
@@ -51,7 +55,13 @@ class TrainConfig:
     def as_record(self) -> dict:
         """Plain values for the checkpoint and metrics files."""
         record = asdict(self)
+        # Both as given (relative to where bt-train ran, e.g. ../shared/data/...: valid in any
+        # checkout beside the same data) and resolved; export tries both (export/pipeline.py).
         record["data"] = str(Path(self.data).resolve())
+        record["data_as_given"] = str(self.data)
+        if self.tumour_unknown is not None:
+            record["tumour_unknown"] = str(Path(self.tumour_unknown).resolve())
+            record["tumour_unknown_as_given"] = str(self.tumour_unknown)
         record["out"] = str(self.out)
         record["recipe"] = asdict(self.resolved_recipe())
         record["preprocess"] = asdict(self.resolved_preprocess())

@@ -18,6 +18,7 @@ from rich.progress import Progress
 from brain_tumor_edge.runtime.errors import ImageError
 from brain_tumor_edge.runtime.files import iter_image_files, read_input
 from brain_tumor_edge.runtime.preprocess import PreprocessConfig, decode_image, resize_chw
+from brain_tumor_edge.train.targets import TUMOUR_UNKNOWN
 from brain_tumor_edge.train.twins import perceptual_hash
 
 
@@ -28,7 +29,7 @@ class DataError(ValueError):
 @dataclass(frozen=True)
 class LabelledFiles:
     paths: list[Path]
-    labels: np.ndarray  # int64 index into class_names
+    labels: np.ndarray  # int64 index into class_names, or TUMOUR_UNKNOWN (train/targets.py)
     class_names: tuple[str, ...]
 
     def subset(self, indices: np.ndarray) -> LabelledFiles:
@@ -85,6 +86,18 @@ def scan_labelled_folder(root: Path, class_names: tuple[str, ...] | None = None)
             "(at least two classes)"
         )
     return LabelledFiles(paths, np.asarray(labels, np.int64), tuple(class_names))
+
+
+def with_tumour_unknown(files: LabelledFiles, folder: Path) -> LabelledFiles:
+    """Add every image under `folder` as "a tumour, type unknown" (label `TUMOUR_UNKNOWN`)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"tumour-unknown folder not found: {folder}")
+    extra = list(iter_image_files(folder))
+    if not extra:
+        raise DataError(f"no images in the tumour-unknown folder {folder}")
+    labels = np.concatenate([files.labels, np.full(len(extra), TUMOUR_UNKNOWN, np.int64)])
+    return LabelledFiles(files.paths + extra, labels, files.class_names)
 
 
 def stratified_subset(files: LabelledFiles, max_images: int, seed: int) -> LabelledFiles:
@@ -152,7 +165,9 @@ def duplicate_safe_split(
 
     `groups` is a key per image (a content hash, or `train.twins.twin_groups` for exact
     and near twins); whole groups are assigned, class by class (a group's class is that
-    of its first image), so validation never sees a training image again.
+    of its first image), so validation never sees a training image again. Images of
+    unknown tumour type (label `TUMOUR_UNKNOWN`) are one more stratum: validation gets
+    its share of them too.
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError("val_fraction must be between 0 and 1")

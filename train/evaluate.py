@@ -53,6 +53,7 @@ def evaluate_checkpoint(
     plot_confusion_matrix(
         np.asarray(report["confusion_matrix"]),
         checkpoint.class_names,
+        checkpoint.class_names,
         out / "confusion_matrix.png",
         f"{Path(data).name}: accuracy {report['accuracy']:.3f} ({report['images']} images)",
     )

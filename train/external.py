@@ -1,24 +1,36 @@
-"""Screening figures on folders without class labels: tumour-positive or healthy.
+"""Screening figures on folders without class labels: tumour-positive, healthy, or a
+patient collection whose slices say how much tumour they show.
 
 A clinician's question about a folder of images that all show a tumour (of unrecorded
 type) is "how many would the tool have missed?"; about a healthy series it is "how many
 false alarms?". Both are answered from the exported model, through the same runtime path
-as `bt-classify`, so the review flags (out of scope, low confidence, tumour not ruled
-out) count as they would for a user:
+as `bt-classify` with its default settings, so the review reasons (out of scope, low
+confidence, tumour not ruled out) count as they would for a user. One row is one of:
 
 - tumour-positive: *missed* = `notumor` with no review reason (the dangerous outcome);
-  *flagged* = any review reason (a person looks); *detected* = a tumour class, unflagged.
-- healthy: *false alarm* = a tumour class with no review reason; *flagged*; *cleared*.
+  *detected* = a tumour class with no out-of-scope reason (a low-confidence reason may
+  stand beside it: the type is in doubt, not the tumour); the rest are *flagged*: out of
+  scope, or `notumor` with a reason (a person looks).
+- healthy: *false alarm* = a tumour class with no review reason; *flagged* = any
+  reason; *cleared* = `notumor` with no reason.
+
+`screen_slices` applies both to a collection with a `manifest.csv` (path, sequence,
+tumour_pixels), such as `external/lgg`: slices with enough tumour pixels are
+tumour-positive, slices with none are healthy, per sequence.
 """
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterable
 from pathlib import Path
 
-from brain_tumor_edge.runtime.api import Settings, classify_folder
+from brain_tumor_edge.runtime.api import ImageResult, Settings, classify_folder
 from brain_tumor_edge.runtime.model import Classifier
 
 NEGATIVE = "notumor"  # for models whose metadata names no negative class (no rule-out level)
+# A slice "shows the tumour" from this many expert-mask pixels (as the data's README says).
+SHOWS_TUMOUR_PIXELS = 300
 
 
 def negative_class(model: Classifier) -> str:
@@ -26,48 +38,101 @@ def negative_class(model: Classifier) -> str:
     return str(model.metadata.rule_out.get("class", NEGATIVE))
 
 
+def outcome(result: ImageResult, negative: str, positive: bool) -> str:
+    """One row's outcome: failed, missed, detected or flagged (positive); failed,
+    false_alarm, cleared or flagged (healthy)."""
+    if result.error:
+        return "failed"
+    tumour_class = result.prediction not in ("", negative)
+    if positive:
+        if result.prediction == negative and not result.reasons:
+            return "missed"
+        return "detected" if tumour_class and not result.out_of_scope else "flagged"
+    if result.reasons:
+        return "flagged"
+    return "false_alarm" if tumour_class else "cleared"
+
+
+def _tally(results: Iterable[ImageResult], negative: str, positive: bool) -> dict:
+    names = ("missed", "detected") if positive else ("false_alarm", "cleared")
+    counts = dict.fromkeys(("images", "failed", "flagged", "out_of_scope", *names), 0)
+    listed: list[str] = []
+    for result in results:
+        counts["images"] += 1
+        counts["out_of_scope"] += result.out_of_scope
+        kind = outcome(result, negative, positive)
+        counts[kind] += 1
+        if kind in ("missed", "false_alarm"):
+            listed.append(result.name)
+    usable = max(1, counts["images"] - counts["failed"])
+    rates = {f"{name}_rate": round(counts[name] / usable, 4) for name in (*names, "flagged")}
+    return {**counts, **rates, ("missed_files" if positive else "false_alarm_files"): listed}
+
+
 def screen_folder(model: Classifier, folder: Path, positive: bool, settings: Settings | None = None) -> dict:
     """Counts and rates for a folder known to be all tumour-positive (or all healthy)."""
-    counts = {"images": 0, "failed": 0, "flagged": 0, "out_of_scope": 0, "missed": 0, "detected": 0}
-    missed: list[str] = []
-    negative = negative_class(model)
-    for result in classify_folder(folder, model, settings):
-        counts["images"] += 1
-        if result.error:
-            counts["failed"] += 1
-        elif result.review:
-            counts["flagged"] += 1
-            counts["out_of_scope"] += result.out_of_scope
-        elif (result.prediction == negative) == positive:
-            counts["missed"] += 1
-            missed.append(result.name)
-        else:
-            counts["detected"] += 1
-    usable = max(1, counts["images"] - counts["failed"])
-    kind = "tumour-positive" if positive else "healthy"
-    report = {
+    results = classify_folder(folder, model, settings)
+    return {
         "folder": str(folder),
-        "kind": kind,
+        "kind": "tumour-positive" if positive else "healthy",
         "model": str(model.path),
-        **counts,
-        # For a healthy folder, "missed" is a false alarm and "detected" a correct all-clear.
-        ("miss_rate" if positive else "false_alarm_rate"): round(counts["missed"] / usable, 4),
-        "flag_rate": round(counts["flagged"] / usable, 4),
-        "missed_files" if positive else "false_alarm_files": missed,
+        **_tally(results, negative_class(model), positive),
     }
-    return report
+
+
+def read_manifest(folder: Path) -> list[dict]:
+    """`manifest.csv` rows (path relative to the folder, sequence, tumour_pixels)."""
+    with open(Path(folder) / "manifest.csv", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def screen_slices(
+    model: Classifier, folder: Path, settings: Settings | None = None
+) -> tuple[dict, dict[str, ImageResult]]:
+    """Per sequence: tumour slices (>= SHOWS_TUMOUR_PIXELS) as tumour-positive, 0-pixel
+    slices as healthy. Returns the figures and each slice's result by manifest path."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    results = {
+        Path(result.name).relative_to(folder).as_posix(): result
+        for result in classify_folder(folder, model, settings)
+    }
+    negative = negative_class(model)
+    figures: dict = {"folder": str(folder), "model": str(model.path), "sequences": {}}
+    for sequence in sorted({row["sequence"] for row in manifest}):
+        rows = [row for row in manifest if row["sequence"] == sequence]
+        tumour = [results[r["path"]] for r in rows if int(r["tumour_pixels"]) >= SHOWS_TUMOUR_PIXELS]
+        healthy = [results[r["path"]] for r in rows if int(r["tumour_pixels"]) == 0]
+        figures["sequences"][sequence] = {
+            "tumour_slices": _tally(tumour, negative, positive=True),
+            "tumour_free_slices": _tally(healthy, negative, positive=False),
+            "patients": len({row["patient"] for row in rows}),
+        }
+    return figures, results
 
 
 def describe(report: dict) -> str:
     if report["kind"] == "tumour-positive":
         return (
             f"{report['images']} tumour-positive images: {report['missed']} missed "
-            f"({report['miss_rate']:.1%}: notumor, not flagged), {report['flagged']} flagged for review "
-            f"({report['out_of_scope']} out of scope), {report['detected']} detected, "
-            f"{report['failed']} failed"
+            f"({report['missed_rate']:.1%}: notumor, no review reason), {report['detected']} detected "
+            f"({report['detected_rate']:.1%}: a tumour class, not out of scope), {report['flagged']} "
+            f"flagged ({report['out_of_scope']} out of scope), {report['failed']} failed"
         )
     return (
-        f"{report['images']} healthy images: {report['missed']} false alarms "
-        f"({report['false_alarm_rate']:.1%}: a tumour class, not flagged), {report['flagged']} flagged, "
-        f"{report['detected']} cleared, {report['failed']} failed"
+        f"{report['images']} healthy images: {report['false_alarm']} false alarms "
+        f"({report['false_alarm_rate']:.1%}: a tumour class, no review reason), {report['flagged']} "
+        f"flagged, {report['cleared']} cleared, {report['failed']} failed"
     )
+
+
+def describe_slices(figures: dict) -> list[str]:
+    lines = []
+    for sequence, part in figures["sequences"].items():
+        tumour, free = part["tumour_slices"], part["tumour_free_slices"]
+        lines.append(
+            f"{sequence}: {tumour['images']} slices showing the tumour: {tumour['missed_rate']:.1%} missed, "
+            f"{tumour['detected_rate']:.1%} detected; {free['images']} tumour-free slices: "
+            f"{free['false_alarm_rate']:.1%} given a tumour class with no reason"
+        )
+    return lines

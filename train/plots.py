@@ -19,6 +19,9 @@ def plot_curves(history: Sequence[dict], path: Path) -> None:
     for axis, key, title in ((accuracy_axis, "acc", "Accuracy"), (loss_axis, "loss", "Loss")):
         axis.plot(epochs, [row[f"train_{key}"] for row in history], "o-", label="train")
         axis.plot(epochs, [row[f"val_{key}"] for row in history], "s-", label="validation")
+        if key == "acc" and "val_tumour_unknown_sensitivity" in history[0]:
+            sensitivity = [row["val_tumour_unknown_sensitivity"] for row in history]
+            axis.plot(epochs, sensitivity, "^-", label="validation tumour (type unknown) sensitivity")
         axis.set_title(title)
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -29,13 +32,22 @@ def plot_curves(history: Sequence[dict], path: Path) -> None:
     plt.close(figure)
 
 
-def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: Path, title: str) -> None:
+def plot_confusion_matrix(
+    matrix: np.ndarray,
+    class_names: Sequence[str],
+    row_names: Sequence[str],
+    path: Path,
+    title: str,
+) -> None:
+    """Rows: true classes (plus e.g. "tumour (type unknown)"); columns: predicted classes."""
     matrix = np.asarray(matrix)
-    figure, axis = plt.subplots(figsize=(5.6, 4.8))
+    # Room for the longest row name ("tumour (type unknown)") beside the matrix.
+    width = 4.4 + 0.08 * max(len(name) for name in row_names)
+    figure, axis = plt.subplots(figsize=(width, 4.8))
     image = axis.imshow(matrix, cmap="Blues")
     figure.colorbar(image, ax=axis)
     axis.set_xticks(range(len(class_names)), class_names, rotation=30, ha="right")
-    axis.set_yticks(range(len(class_names)), class_names)
+    axis.set_yticks(range(len(row_names)), row_names)
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
     axis.set_title(title)

@@ -18,6 +18,8 @@ class Recipe:
     # "constant" (the paper) or "cosine" (linear warm-up, then cosine decay to zero).
     schedule: str = "constant"
     warmup_epochs: int = 0
+    # Loss weight of a "tumour, type unknown" image relative to a labelled one.
+    tumour_unknown_weight: float = 1.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:

@@ -1,4 +1,9 @@
-"""The training loop: Adam(W) + cross-entropy, best epoch by validation accuracy, and its reports."""
+"""The training loop: Adam(W) + two-grain cross-entropy, best epoch by validation, and its reports.
+
+Labels come in two grains (train/targets.py): a class, or "a tumour, type unknown". The
+best epoch is the one whose validation predictions most often lie in their label's set
+(four-class accuracy and tumour sensitivity in one figure), then the lowest loss.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,6 @@ from torch import nn
 
 from brain_tumor_edge.runtime.metrics import (
     UNCALIBRATED,
-    accuracy,
     classification_report,
     expected_calibration_error,
     negative_log_likelihood,
@@ -31,15 +35,24 @@ from brain_tumor_edge.train.calibration import fit_temperature
 from brain_tumor_edge.train.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
 from brain_tumor_edge.train.config import TrainConfig
 from brain_tumor_edge.train.data import (
+    DataError,
     ImageSet,
     duplicate_safe_split,
     load_images,
     scan_labelled_folder,
     stratified_subset,
+    with_tumour_unknown,
 )
 from brain_tumor_edge.train.distributed import Ranks, unwrap
 from brain_tumor_edge.train.plots import plot_confusion_matrix, plot_curves
 from brain_tumor_edge.train.recipe import Recipe
+from brain_tumor_edge.train.targets import (
+    TUMOUR_UNKNOWN_NAME,
+    TwoGrainLoss,
+    in_set,
+    negative_index,
+    validation_scores,
+)
 from brain_tumor_edge.train.twins import twin_groups
 
 console = Console(stderr=True, soft_wrap=True)
@@ -106,7 +119,7 @@ class _Optimisation:
 
     @classmethod
     def for_recipe(
-        cls, model: nn.Module, recipe: Recipe, steps_per_epoch: int, size: int
+        cls, model: nn.Module, recipe: Recipe, steps_per_epoch: int, size: int, negative: int
     ) -> _Optimisation:
         if recipe.weight_decay:
             optimizer = torch.optim.AdamW(
@@ -117,7 +130,7 @@ class _Optimisation:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, _learning_rate_factor(recipe, steps_per_epoch)
         )
-        loss = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        loss = TwoGrainLoss(negative, recipe.label_smoothing, recipe.tumour_unknown_weight)
         return cls(optimizer, scheduler, loss, build_augmentation(recipe.augment, size))
 
 
@@ -131,6 +144,7 @@ def _train_one_epoch(
     epoch: int,
     ranks: Ranks,
     seed: int,
+    negative: int,
 ) -> tuple[float, float]:
     model.train()
     device = model_device(model)
@@ -151,7 +165,8 @@ def _train_one_epoch(
         steps.optimizer.step()
         steps.scheduler.step()
         loss_sum += loss.item() * len(indices)
-        correct += int((logits.argmax(1) == labels).sum())
+        predictions = logits.argmax(1).cpu().numpy()
+        correct += int(in_set(data.labels[indices], predictions, negative).sum())
         seen += len(indices)
         progress.update(
             task, advance=len(indices), stats=f"loss {loss_sum / seen:.3f} acc {correct / seen:.3f}"
@@ -169,13 +184,17 @@ def load_split(
     max_images: int | None = None,
     threads: int = 2,
     show_progress: bool = False,
+    tumour_unknown: Path | None = None,
 ) -> tuple[ImageSet, ImageSet, ImageSet, list[str]]:
-    """Decode a labelled folder and split it as training does: (all, train, validation, skipped).
+    """Decode a labelled folder (and a tumour-unknown one) and split them as training does:
+    (all, train, validation, skipped).
 
     Export calls this too, with the checkpoint's recorded settings, to fit the scope
     score on the very images the network trained on and set its limit on validation.
     """
     files = scan_labelled_folder(data)
+    if tumour_unknown is not None:
+        files = with_tumour_unknown(files, tumour_unknown)
     if max_images:
         files = stratified_subset(files, max_images, seed)
     dataset, skipped = load_images(files, preprocess, threads, show_progress)
@@ -210,14 +229,28 @@ def _train(config: TrainConfig, architecture, preprocess: PreprocessConfig, rank
 
     started = time.perf_counter()
     dataset, train_set, val_set, skipped = load_split(
-        config.data, preprocess, config.val_fraction, config.seed, config.max_images,
-        config.threads, config.show_progress,
+        config.data,
+        preprocess,
+        config.val_fraction,
+        config.seed,
+        config.max_images,
+        config.threads,
+        config.show_progress,
+        config.tumour_unknown,
     )
     for problem in skipped:
         say(f"[yellow]skipped[/] {problem}")
+    try:
+        negative = negative_index(dataset.class_names, config.negative_class)
+    except ValueError as exc:
+        if config.tumour_unknown is not None:
+            raise DataError(f"--tumour-unknown needs the negative class: {exc}") from None
+        negative = -1  # no unknown-type images: the loss is plain cross-entropy
+    unknown = int((dataset.labels < 0).sum())
     say(
-        f"{len(dataset.labels)} images ({', '.join(dataset.class_names)}) decoded in "
-        f"{time.perf_counter() - started:.1f}s: {len(train_set.labels)} train, "
+        f"{len(dataset.labels)} images ({', '.join(dataset.class_names)}"
+        + (f", {unknown} {TUMOUR_UNKNOWN_NAME}" if unknown else "")
+        + f") decoded in {time.perf_counter() - started:.1f}s: {len(train_set.labels)} train, "
         f"{len(val_set.labels)} validation (exact and near twins kept on one side)"
     )
 
@@ -229,7 +262,7 @@ def _train(config: TrainConfig, architecture, preprocess: PreprocessConfig, rank
     recipe = config.resolved_recipe()
     per_rank = math.ceil(len(train_set.labels) / ranks.world)
     steps_per_epoch = math.ceil(per_rank / ranks.local_batch(recipe.batch_size))
-    steps = _Optimisation.for_recipe(model, recipe, steps_per_epoch, preprocess.size)
+    steps = _Optimisation.for_recipe(model, recipe, steps_per_epoch, preprocess.size, negative)
     if ranks.is_main:
         config.out.mkdir(parents=True, exist_ok=True)
 
@@ -250,32 +283,49 @@ def _train(config: TrainConfig, architecture, preprocess: PreprocessConfig, rank
             for epoch in range(1, recipe.epochs + 1):
                 epoch_start = time.perf_counter()
                 train_loss, train_acc = _train_one_epoch(
-                    model, steps, train_set, recipe, preprocess, progress, epoch, ranks, config.seed
+                    model,
+                    steps,
+                    train_set,
+                    recipe,
+                    preprocess,
+                    progress,
+                    epoch,
+                    ranks,
+                    config.seed,
+                    negative,
                 )
                 train_seconds = time.perf_counter() - epoch_start
                 # Every rank holds the same weights: each computes the same validation figures.
                 probabilities = predict_probabilities(unwrap(model), val_set.images, preprocess)
-                val_loss = negative_log_likelihood(probabilities, val_set.labels)
-                val_acc = accuracy(val_set.labels, probabilities)
+                scores = validation_scores(probabilities, val_set.labels, negative)
+                val_loss, val_acc = scores["loss"], scores["acc"]
                 row = {
                     "epoch": epoch,
                     "train_loss": round(train_loss, 5),
                     "train_acc": round(train_acc, 5),
                     "val_loss": round(val_loss, 5),
                     "val_acc": round(val_acc, 5),
+                    "val_set_acc": round(scores["set_acc"], 5),
+                    "val_tumour_unknown_sensitivity": round(scores.get("tumour_unknown_sensitivity", -1), 5),
                     "epoch_seconds": round(time.perf_counter() - epoch_start, 2),
                     "train_images_per_second": round(len(train_set.labels) / train_seconds, 1),
                 }
+                if not unknown:
+                    del row["val_set_acc"], row["val_tumour_unknown_sensitivity"]
                 history.append(row)
-                improved = best is None or (val_acc, -val_loss) > (best["val_acc"], -best["val_loss"])
+                key = "val_set_acc" if unknown else "val_acc"
+                improved = best is None or (row[key], -val_loss) > (best[key], -best["val_loss"])
                 if improved:
                     best = row
                 if not ranks.is_main:
                     continue
                 _write_history(history, config.out / "history.csv")
+                sensitivity = (
+                    f" tumour-unknown sens {row['val_tumour_unknown_sensitivity']:.4f}" if unknown else ""
+                )
                 console.print(
                     f"epoch {epoch:>3}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
-                    f"val loss {val_loss:.4f} acc {val_acc:.4f} | {row['epoch_seconds']:.0f}s, "
+                    f"val loss {val_loss:.4f} acc {val_acc:.4f}{sensitivity} | {row['epoch_seconds']:.0f}s, "
                     f"{row['train_images_per_second']:.0f} img/s{'  *best' if improved else ''}"
                 )
                 if improved:
@@ -301,7 +351,9 @@ def _train(config: TrainConfig, architecture, preprocess: PreprocessConfig, rank
     in_sync = ranks.in_sync(unwrap(model))
     metrics: dict = {}
     if ranks.is_main:
-        metrics = _finish(config, architecture.name, dataset, val_set, history, best, skipped, interrupted)
+        metrics = _finish(
+            config, architecture.name, dataset, val_set, history, best, skipped, interrupted, negative
+        )
         metrics["processes"] = ranks.world
         metrics["ranks_in_sync"] = in_sync
         (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
@@ -318,21 +370,43 @@ def _finish(
     best: dict,
     skipped: list[str],
     interrupted: bool,
+    negative: int,
 ) -> dict:
-    """Evaluate the best checkpoint on validation; write metrics, plots and the final checkpoint."""
+    """Evaluate the best checkpoint on validation; write metrics, plots and the final checkpoint.
+
+    Temperature, calibration and the confusion matrix use the labelled images; the
+    unknown-type ones are reported as tumour sensitivity (and a row of the matrix figure).
+    """
     checkpoint = load_checkpoint(config.out / CHECKPOINT_NAME)
     model = checkpoint.build_model()
-    logits = predict_logits(model, val_set.images, checkpoint.preprocess)
-    temperature = fit_temperature(logits, val_set.labels)
+    all_logits = predict_logits(model, val_set.images, checkpoint.preprocess)
+    known = val_set.labels >= 0
+    logits, labels = all_logits[known], val_set.labels[known]
+    temperature = fit_temperature(logits, labels)
     raw, calibrated = softmax(logits), softmax(logits, temperature)
-    report = classification_report(val_set.labels, calibrated, dataset.class_names)
+    report = classification_report(labels, calibrated, dataset.class_names)
     calibration = {
         "temperature": temperature,
-        "ece_before": round(expected_calibration_error(raw, val_set.labels), 4),
-        "ece_after": round(expected_calibration_error(calibrated, val_set.labels), 4),
-        "nll_before": round(negative_log_likelihood(raw, val_set.labels), 4),
-        "nll_after": round(negative_log_likelihood(calibrated, val_set.labels), 4),
+        "ece_before": round(expected_calibration_error(raw, labels), 4),
+        "ece_after": round(expected_calibration_error(calibrated, labels), 4),
+        "nll_before": round(negative_log_likelihood(raw, labels), 4),
+        "nll_after": round(negative_log_likelihood(calibrated, labels), 4),
     }
+    matrix = np.asarray(report["confusion_matrix"])
+    row_names = list(dataset.class_names)
+    if not known.all():
+        unknown_predictions = all_logits[~known].argmax(1)
+        report["tumour_unknown"] = {
+            "images": int((~known).sum()),
+            "sensitivity": round(float((unknown_predictions != negative).mean()), 4),
+            "predicted": {
+                name: int((unknown_predictions == index).sum())
+                for index, name in enumerate(dataset.class_names)
+            },
+        }
+        counts = np.bincount(unknown_predictions, minlength=len(row_names))
+        matrix = np.vstack([matrix, counts])
+        row_names.append(TUMOUR_UNKNOWN_NAME)
     seconds = [row["epoch_seconds"] for row in history]
     metrics = {
         "architecture": architecture,
@@ -357,12 +431,15 @@ def _finish(
         "best_epoch": best["epoch"],
         "validation_ece": calibration["ece_after"],
     }
+    if "tumour_unknown" in report:
+        checkpoint.metrics["validation_tumour_unknown_sensitivity"] = report["tumour_unknown"]["sensitivity"]
     save_checkpoint(checkpoint, config.out / CHECKPOINT_NAME)
     (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     plot_curves(history, config.out / "curves.png")
     plot_confusion_matrix(
-        np.asarray(report["confusion_matrix"]),
+        matrix,
         dataset.class_names,
+        row_names,
         config.out / "confusion_matrix.png",
         f"validation (best epoch {best['epoch']}), accuracy {report['accuracy']:.3f}",
     )

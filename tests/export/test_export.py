@@ -184,7 +184,7 @@ def test_the_rule_out_level_flags_exactly_the_unsure_no_tumour_answers(exported,
 
 
 @pytest.fixture(scope="module")
-def compact_export(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> pipeline.ExportResult:
+def compact_export(labelled, tmp_path_factory: pytest.TempPathFactory) -> pipeline.ExportResult:
     """The bundled architecture, briefly trained: grey + percentile input, activation maps."""
     from brain_tumor_edge.train.config import TrainConfig
     from brain_tumor_edge.train.recipe import Recipe
@@ -194,11 +194,11 @@ def compact_export(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> p
     recipe = get_architecture("compact").recipe
     train(
         TrainConfig(
-            data=dataset / "Training",
+            data=labelled.training,
             out=run,
             arch="compact",
             recipe=Recipe(**{**recipe.__dict__, "epochs": 1}),
-            max_images=400,
+            max_images=400 if labelled.real else None,
             seed=3,
             show_progress=False,
         )
@@ -206,8 +206,9 @@ def compact_export(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> p
     out = tmp_path_factory.mktemp("compact-export") / "compact.onnx"
     gate = ParityThresholds(int8_min_agreement=0.8, int8_max_accuracy_drop=0.2, int8_min_scope_agreement=0.9)
     return run_export(
-        ExportConfig(checkpoint=run, out=out, quantize=True, calibration_images=100, check_images=100,
-                     thresholds=gate)
+        ExportConfig(
+            checkpoint=run, out=out, quantize=True, calibration_images=100, check_images=100, thresholds=gate
+        )
     )
 
 
@@ -223,3 +224,45 @@ def test_compact_export_carries_its_input_definition_and_activation_maps(compact
         assert output.cam.shape[:2] == (3, 4) and output.cam.shape[2] == output.cam.shape[3] > 1
     assert compact_export.parity.int8_cam_correlation is not None
     assert compact_export.parity.int8_cam_correlation > 0.9
+
+
+def test_a_failing_int8_model_is_refused_and_the_passing_fp32_model_is_kept(trained_run, tmp_path):
+    """Each model is judged on its own part of the gate (issue: a smoke run got nothing)."""
+    out = tmp_path / "m.onnx"
+    impossible = ParityThresholds(int8_min_agreement=1.01)  # no int8 model can pass this
+    result = run_export(
+        ExportConfig(
+            checkpoint=trained_run, out=out, quantize=True, calibration_images=40, check_images=60,
+            thresholds=impossible, scope=None, rule_out=None,
+        )
+    )  # fmt: skip
+    assert result.parity.fp32_passed and not result.parity.int8_passed
+    assert result.fp32_path == out and out.is_file() and Classifier(out).metadata.precision == "fp32"
+    assert result.int8_path is None and not pipeline.int8_path_for(out).exists()
+    assert not list(tmp_path.glob("*.unverified"))
+    report = json.loads(result.parity_path.read_text())
+    assert report["fp32_passed"] is True and report["int8_passed"] is False and report["passed"] is False
+    assert any("int8 top-1 agreement" in failure for failure in report["int8_failures"])
+
+
+def test_the_cli_says_why_int8_was_refused_and_the_override_is_recorded(trained_run, tmp_path, monkeypatch):
+    import brain_tumor_edge.export.cli as export_cli
+
+    strict = ParityThresholds(int8_min_agreement=1.01)
+    monkeypatch.setattr(export_cli, "DEFAULTS", ExportConfig(Path(), Path(), thresholds=strict))
+    common = [str(trained_run), "--quantize", "--calibration-images", "40", "--check-images", "60",
+              "--no-scope", "--no-rule-out"]  # fmt: skip
+    refused = runner.invoke(app, [*common, "--out", str(tmp_path / "a.onnx")])
+    assert refused.exit_code == 1, refused.output
+    assert "int8 model not written: int8 top-1 agreement" in refused.output
+    assert "disagreements are near-ties" in refused.output or "agreement 1.0000" in refused.output
+    assert "fp32 model passed and was written" in refused.output and "--min-agreement" in refused.output
+    assert (tmp_path / "a.onnx").is_file() and not (tmp_path / "a.int8.onnx").exists()
+
+    accepted = runner.invoke(app, [*common, "--out", str(tmp_path / "b.onnx"), "--min-agreement", "0.5"])
+    assert accepted.exit_code == 0, accepted.output
+    assert "parity thresholds changed from their defaults" in accepted.output
+    int8 = Classifier(tmp_path / "b.int8.onnx")
+    assert int8.metadata.parity_override == {"int8_min_agreement": {"used": 0.5, "default": 0.99}}
+    report = json.loads((tmp_path / "b.parity.json").read_text())
+    assert report["thresholds"]["int8_min_agreement"] == 0.5 and report["int8_passed"] is True

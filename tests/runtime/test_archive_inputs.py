@@ -165,6 +165,25 @@ def test_a_second_run_on_the_same_csv_is_refused_and_a_stale_lock_is_not(tmp_pat
     assert out.read_bytes() == complete.read_bytes() and not lock_path(out).exists()
 
 
+def test_a_run_in_progress_is_named_whatever_the_options(tmp_path: Path, samples: Path):
+    """A live run holds the lock and has a partial CSV: no advice about interrupted runs."""
+    out = tmp_path / "o.csv"
+    (tmp_path / "o.csv.partial").write_text("path\n", encoding="utf-8")
+    with FileLock(lock_path(out)):
+        for options in ([], ["--resume"], ["--overwrite"]):
+            result = runner.invoke(app, [str(samples), "--csv", str(out), *options])
+            assert result.exit_code == 2, (options, result.output)
+            assert "another bt-classify is writing" in result.output, options
+            assert "interrupted" not in result.output and "--resume" not in result.output, options
+        out.write_text("done\n", encoding="utf-8")  # even a finished CSV: the lock is named first
+        result = runner.invoke(app, [str(samples), "--csv", str(out)])
+        assert "another bt-classify is writing" in result.output
+        assert lock_path(out).exists(), "a refused run leaves the live run's lock alone"
+    assert (tmp_path / "o.csv.partial").read_text(encoding="utf-8") == "path\n"
+    both = runner.invoke(app, [str(samples), "--csv", str(out), "--resume", "--overwrite"])
+    assert both.exit_code == 2 and "choose one" in both.output
+
+
 def _slice() -> np.ndarray:
     return full_range_grey(sample_files()[0])
 

@@ -48,6 +48,7 @@ def test_ray_csv_equals_the_one_pc_csv(cluster, tmp_path: Path):
     result = runner.invoke(app, [str(folder), "--csv", str(distributed), "--ray"])
     assert result.exit_code == 1, result.output
     assert distributed.read_bytes() == one.read_bytes()
+
     # The same summary counts as one PC, from the workers' listings.
     def counts(output: str) -> str:
         return next(line for line in output.splitlines() if line.startswith("glioma"))

@@ -124,3 +124,46 @@ def test_the_page_works_offline_in_a_real_browser(page_and_csv, browser):
     page.screenshot(path=str(ARTEFACTS / "review-page.png"), full_page=False)
     assert not requests, requests
     assert not errors, errors
+
+
+def test_a_click_on_a_thumbnail_opens_the_slice_large_with_its_map(page_and_csv, browser):
+    page_path, csv_path = page_and_csv
+    with csv_path.open(encoding="utf-8", newline="") as handle:
+        by_path = {row["path"]: row for row in csv.DictReader(handle)}
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(page_path.as_uri())
+    row = page.locator("#rows tr", has_text="Te-gl_0010.jpg")
+    thumb = row.locator("img.thumb")
+    thumb.scroll_into_view_if_needed()
+    expected = next(r for p, r in by_path.items() if p.endswith("Te-gl_0010.jpg"))
+    # Each row's map is the predicted class's, and says so.
+    assert row.locator(".maplabel").inner_text() == f"map: {expected['prediction']}"
+    thumb.click()
+    viewer = page.locator("dialog#viewer")
+    assert viewer.evaluate("d => d.open")
+    page.wait_for_function(
+        "['viewer-slice', 'viewer-map'].every(id => {"
+        " const i = document.getElementById(id); return i.complete && i.naturalWidth > 0; })"
+    )
+    sizes = page.evaluate(
+        "[document.getElementById('viewer-slice').getBoundingClientRect().width,"
+        " document.querySelector('img.thumb').getBoundingClientRect().width]"
+    )
+    assert sizes[0] >= 2 * sizes[1], sizes  # large, not the thumbnail's size
+    caption = page.locator("#viewer-caption").inner_text()
+    assert f"predicted {expected['prediction']}" in caption
+    assert f"activation map of {expected['prediction']}" in caption
+    assert "Te-gl_0010.jpg" in page.locator("#viewer-path").inner_text()
+    opacity = "getComputedStyle(document.getElementById('viewer-map')).opacity"
+    page.locator("#viewer-opacity").fill("0")
+    assert float(page.evaluate(opacity)) == 0.0
+    page.locator("#viewer-opacity").fill("85")
+    assert float(page.evaluate(opacity)) == pytest.approx(0.85)
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTEFACTS / "review-page-enlarged.png"), full_page=False)
+    page.keyboard.press("Escape")
+    assert not viewer.evaluate("d => d.open")
+    # The failed row has no image to enlarge; an out-of-scope or failed row never breaks the page.
+    assert not errors, errors

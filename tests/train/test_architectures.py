@@ -39,3 +39,21 @@ def test_every_architecture_maps_its_input_to_logits_and_features(name: str):
 def test_unknown_architecture_names_the_known_ones():
     with pytest.raises(ValueError, match="paper"):
         get_architecture("vgg99")
+
+
+def test_fine_feature_maps_hold_the_coarse_maps_on_every_other_cell():
+    """Shift-and-stitch: twice the resolution, the same network; no retraining needed."""
+    from brain_tumor_edge.train.architectures import CompactResNet
+
+    network = CompactResNet(4).eval()
+    generator = torch.Generator().manual_seed(0)
+    for module in network.modules():  # trained-looking batch-norm statistics
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1, generator=generator)
+            module.running_var.uniform_(0.5, 2, generator=generator)
+    image = torch.randn(2, 3, 160, 160, generator=generator)
+    with torch.no_grad():
+        coarse, fine = network.feature_maps(image), network.fine_feature_maps(image)
+    assert coarse.shape == (2, 192, 10, 10) and fine.shape == (2, 192, 20, 20)
+    assert torch.allclose(fine[:, :, ::2, ::2], coarse, atol=1e-5)
+    assert not torch.allclose(fine[:, :, 1::2, 1::2], coarse, atol=1e-2)  # the new cells are new

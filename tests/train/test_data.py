@@ -10,7 +10,9 @@ from brain_tumor_edge.train.data import (
     load_images,
     scan_labelled_folder,
     stratified_subset,
+    with_tumour_unknown,
 )
+from brain_tumor_edge.train.targets import TUMOUR_UNKNOWN
 
 
 def test_split_is_stratified_and_keeps_duplicates_together():
@@ -55,3 +57,31 @@ def test_real_training_split_has_no_shared_content(dataset: Path):
     assert not skipped and images.images.shape == (len(files.paths), 3, 150, 150)
     train, val = duplicate_safe_split(images.labels, images.hashes, 0.2, seed=0)
     assert not {images.hashes[i] for i in train} & {images.hashes[i] for i in val}
+
+
+def test_tumour_unknown_images_are_a_stratum_of_their_own_and_twins_stay_together():
+    labels = np.concatenate([np.repeat(np.arange(4), 60), np.full(100, TUMOUR_UNKNOWN)])
+    hashes = [f"h{i}" for i in range(len(labels))]
+    hashes[250] = hashes[2]  # an unknown-type image that is a twin of a glioma image
+    _, val = duplicate_safe_split(labels, hashes, 0.2, seed=0)
+    unknown_share = (labels[val] == TUMOUR_UNKNOWN).sum() / 100
+    assert 0.15 <= unknown_share <= 0.25, "validation gets its share of the unknown-type images"
+    assert (2 in val) == (250 in val), "twins across grains stay on one side"
+
+
+def test_with_tumour_unknown_adds_the_folder_as_unknown_type(samples: Path, tmp_path: Path):
+    extra = tmp_path / "extra" / "nested"
+    extra.mkdir(parents=True)
+    for source in sorted((samples / "glioma").glob("*.jpg"))[:3]:
+        (extra / source.name).write_bytes(source.read_bytes())
+    labelled = scan_labelled_folder(samples)
+    files = with_tumour_unknown(labelled, tmp_path / "extra")
+    assert files.class_names == labelled.class_names
+    assert len(files.paths) == len(labelled.paths) + 3
+    assert (files.labels == TUMOUR_UNKNOWN).sum() == 3
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no images"):
+        with_tumour_unknown(labelled, empty)
+    with pytest.raises(DataError, match="not found"):
+        with_tumour_unknown(labelled, tmp_path / "missing")
