@@ -154,10 +154,10 @@ def classify_on_ray(
         compute=ray.data.ActorPoolStrategy(size=pool),
         num_cpus=threads,
         batch_format="numpy",
-        # A killed actor is replaced, and the batch it held is retried on the new one.
-        # (Ray Data's own default today; stated so a change of default cannot drop it.)
-        max_restarts=-1,
-        max_task_retries=-1,
+        # A killed actor is replaced and the batch it held retried on the new one: Ray Data's
+        # default for actor pools (max_restarts and max_task_retries -1). Ray deprecates
+        # passing remote arguments of its own, so the default is relied on, and
+        # tests/runtime/test_cluster.py kills an actor to prove it still holds.
     )
     for row in results.sort("key").iter_rows():
         if row["key"] == COUNTS:

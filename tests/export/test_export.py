@@ -22,8 +22,9 @@ runner = CliRunner()
 
 
 # A three-epoch model puts many images near a tie between two classes, where int8 noise
-# flips the label; the default 99% agreement is for trained models (the bundled one: 99.8%).
-FIXTURE_GATE = ParityThresholds(int8_min_agreement=0.95)
+# flips the label, and each flip moves accuracy by 1/300; the defaults (99% agreement, a
+# 0.5-point drop) are for trained models (the bundled one: 99.6%, no drop).
+FIXTURE_GATE = ParityThresholds(int8_min_agreement=0.95, int8_max_accuracy_drop=0.02)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,8 @@ def test_int8_model_passes_the_gate_and_is_smaller(exported):
     assert exported.int8_path.name == "model.int8.onnx"
     assert exported.sizes["int8_bytes"] < exported.sizes["fp32_bytes"] / 3
     assert exported.parity.int8_agreement >= FIXTURE_GATE.int8_min_agreement
-    assert exported.parity.int8_accuracy >= exported.parity.fp32_accuracy - 0.005
+    drop = exported.parity.fp32_accuracy - exported.parity.int8_accuracy
+    assert drop <= FIXTURE_GATE.int8_max_accuracy_drop
     nodes = {node.op_type for node in onnx.load(exported.int8_path).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= nodes
 
@@ -248,7 +250,9 @@ def test_a_failing_int8_model_is_refused_and_the_passing_fp32_model_is_kept(trai
 def test_the_cli_says_why_int8_was_refused_and_the_override_is_recorded(trained_run, tmp_path, monkeypatch):
     import brain_tumor_edge.export.cli as export_cli
 
-    strict = ParityThresholds(int8_min_agreement=1.01)
+    # No int8 model can pass 101% agreement; the accuracy-drop check is switched off so that
+    # agreement alone decides, whatever this small model's near-ties do.
+    strict = ParityThresholds(int8_min_agreement=1.01, int8_max_accuracy_drop=1.0)
     monkeypatch.setattr(export_cli, "DEFAULTS", ExportConfig(Path(), Path(), thresholds=strict))
     common = [str(trained_run), "--quantize", "--calibration-images", "40", "--check-images", "60",
               "--no-scope", "--no-rule-out"]  # fmt: skip
@@ -263,6 +267,6 @@ def test_the_cli_says_why_int8_was_refused_and_the_override_is_recorded(trained_
     assert accepted.exit_code == 0, accepted.output
     assert "parity thresholds changed from their defaults" in accepted.output
     int8 = Classifier(tmp_path / "b.int8.onnx")
-    assert int8.metadata.parity_override == {"int8_min_agreement": {"used": 0.5, "default": 0.99}}
+    assert int8.metadata.parity_override["int8_min_agreement"] == {"used": 0.5, "default": 0.99}
     report = json.loads((tmp_path / "b.parity.json").read_text())
     assert report["thresholds"]["int8_min_agreement"] == 0.5 and report["int8_passed"] is True
