@@ -26,11 +26,10 @@ from brain_tumor_edge.runtime.classify import ImageResult
 from brain_tumor_edge.runtime.heatmap import normalised, upsample
 from brain_tumor_edge.runtime.metadata import ModelMetadata
 
-THUMBNAIL_SIDE = 128
-JPEG_QUALITY = 80
-# The enlarged view shows the slice as the network saw it, with its map as a separate
-# layer whose opacity the reader sets; both at the network's input size.
+# Slices and maps are written at the network's input size and laid over each other by the
+# page (thumbnail and enlarged view), the map at an opacity the reader sets.
 LARGE_QUALITY = 90
+MAP_QUALITY = 85  # a smooth colour field: fewer bits suffice
 
 
 def _bgr(image: np.ndarray) -> np.ndarray:
@@ -44,20 +43,9 @@ def map_layer(cam: np.ndarray, side: int) -> np.ndarray:
     return cv2.applyColorMap(np.round(heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
 
 
-def overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
-    """A 3xSxS uint8 image with a class-activation map laid over it, as HxWx3 BGR."""
-    bgr = _bgr(image)
-    return cv2.addWeighted(bgr, 0.6, map_layer(cam, bgr.shape[0]), 0.4, 0.0)
-
-
 def _jpeg(bgr: np.ndarray, quality: int) -> bytes:
     ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return data.tobytes() if ok else b""
-
-
-def _thumbnail(bgr: np.ndarray) -> bytes:
-    small = cv2.resize(bgr, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), interpolation=cv2.INTER_AREA)
-    return _jpeg(small, JPEG_QUALITY)
 
 
 def histogram_svg(confidences: list[float], bins: int = 20) -> str:
@@ -106,10 +94,8 @@ class ReviewPage:
             "review": result.review,
             "out_of_scope": result.out_of_scope,
             "error": result.error,
-            "thumb": "",
-            "heat": "",
-            "large": "",  # the enlarged view: the slice, and its map as a layer
-            "map": "",
+            "thumb": "",  # the slice as the network saw it (the page scales it down)
+            "map": "",  # its map in colour, laid over it by the page at a chosen opacity
             "map_class": "",  # the class whose map is shown: the predicted (most probable) one
         }
         if self.truth_from_folder:
@@ -119,16 +105,15 @@ class ReviewPage:
         if result.image is not None and (self.thumbnails < self.max_thumbnails or doubtful):
             base = f"thumbs/{index:07d}"
             slice_bgr = _bgr(result.image)
-            (self.folder / f"{base}.jpg").write_bytes(_thumbnail(slice_bgr))
-            (self.folder / f"{base}-large.jpg").write_bytes(_jpeg(slice_bgr, LARGE_QUALITY))
-            row["thumb"], row["large"] = f"{base}.jpg", f"{base}-large.jpg"
+            # Two files a row, each used twice: the page lays the map over the slice itself,
+            # in the table and in the enlarged view, so no blended copy is encoded.
+            (self.folder / f"{base}.jpg").write_bytes(_jpeg(slice_bgr, LARGE_QUALITY))
+            row["thumb"] = f"{base}.jpg"
             if result.cam is not None and result.probabilities is not None:
                 best = int(result.probabilities.argmax())
                 layer = map_layer(result.cam[best], slice_bgr.shape[0])
-                blended = cv2.addWeighted(slice_bgr, 0.6, layer, 0.4, 0.0)
-                (self.folder / f"{base}-cam.jpg").write_bytes(_thumbnail(blended))
-                (self.folder / f"{base}-map.jpg").write_bytes(_jpeg(layer, LARGE_QUALITY))
-                row["heat"], row["map"] = f"{base}-cam.jpg", f"{base}-map.jpg"
+                (self.folder / f"{base}-map.jpg").write_bytes(_jpeg(layer, MAP_QUALITY))
+                row["map"] = f"{base}-map.jpg"
                 row["map_class"] = self.class_names[best]
             self.thumbnails += 1
         self.rows.append(row)

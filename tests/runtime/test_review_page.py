@@ -100,7 +100,8 @@ def test_the_page_works_offline_in_a_real_browser(page_and_csv, browser):
     for index in range(rows.count()):
         rows.nth(index).scroll_into_view_if_needed()
     page.wait_for_function(
-        "Array.from(document.querySelectorAll('img.thumb')).every(i => i.complete && i.naturalWidth > 0)"
+        "Array.from(document.querySelectorAll('img.thumb, img.thumbmap'))"
+        ".every(i => i.complete && i.naturalWidth > 0)"
     )
     # The hostile name is text, not markup, and ran nothing.
     assert page.get_by_text(HOSTILE, exact=False).count() == 1
@@ -138,8 +139,13 @@ def test_a_click_on_a_thumbnail_opens_the_slice_large_with_its_map(page_and_csv,
     thumb = row.locator("img.thumb")
     thumb.scroll_into_view_if_needed()
     expected = next(r for p, r in by_path.items() if p.endswith("Te-gl_0010.jpg"))
-    # Each row's map is the predicted class's, and says so.
+    # Each row's map is the predicted class's, and says so; the heatmaps box hides them.
     assert row.locator(".maplabel").inner_text() == f"map: {expected['prediction']}"
+    assert row.locator("img.thumbmap").is_visible()
+    page.locator("#heat").uncheck()
+    assert not row.locator("img.thumbmap").is_visible()
+    page.locator("#heat").check()
+    assert row.locator("img.thumbmap").is_visible()
     thumb.click()
     viewer = page.locator("dialog#viewer")
     assert viewer.evaluate("d => d.open")
