@@ -41,7 +41,7 @@ class ExportHead(nn.Module):
         temperature: float,
         scope: ScopeFit | None,
         maps: bool,
-        fine_maps: bool = True,
+        fine_maps: bool = False,
     ) -> None:
         super().__init__()
         self.network = network

@@ -168,10 +168,10 @@ def compare(
             f"fp32 top-1 agreement {report.fp32_agreement:.4f} < {thresholds.fp32_min_agreement}"
         )
     if int8_probs is not None:
-        report.int8_agreement = float((fp32_probs.argmax(1) == int8_probs.argmax(1)).mean())
+        disagree = fp32_probs.argmax(1) != int8_probs.argmax(1)
+        report.int8_agreement = float((~disagree).mean())
         report.int8_max_abs_diff = float(np.abs(fp32_probs - int8_probs).max())
         report.int8_accuracy = _accuracy(int8_probs, labels)
-        disagree = fp32_probs.argmax(1) != int8_probs.argmax(1)
         top_two = np.sort(fp32_probs[disagree], axis=1)[:, -2:]
         report.int8_disagreements = int(disagree.sum())
         report.int8_near_ties = int((top_two[:, 1] - top_two[:, 0] < NEAR_TIE_MARGIN).sum())

@@ -7,13 +7,11 @@ log of the probability the network gives that set,
 
     -log(sum of p(c) over the tumour classes) = -log(1 - p(negative)),
 
-which is plain cross-entropy when the set holds one class. It depends on the tumour
-classes only through their sum, so it never says which type the tumour is: a gradient
-step raises every tumour logit in proportion to that class's share of the set, which
-keeps their order (tests/train/test_targets.py).
+which is plain cross-entropy when the set holds one class (`train/loss.py`).
 
 Everything that scores a validation image (accuracy, loss, sensitivity) goes through
-`label_sets`, so the two grains are defined here once.
+`label_sets` and `in_set`, so the two grains are defined here once. No torch here: the
+data loading and the audit import the label without loading torch.
 """
 
 from __future__ import annotations
@@ -21,9 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional
 
 # Label index of a "tumour, type unknown" image (never a class index).
 TUMOUR_UNKNOWN = -1
@@ -45,35 +40,6 @@ def negative_index(class_names: Sequence[str], negative_class: str) -> int:
     if negative_class not in class_names:
         raise ValueError(f"negative class {negative_class!r} is not one of {tuple(class_names)}")
     return list(class_names).index(negative_class)
-
-
-class TwoGrainLoss(nn.Module):
-    """Cross-entropy (with label smoothing) on class labels; -log p(tumour set) on unknown ones.
-
-    The batch loss is the mean over all images, an unknown-type image weighing
-    `unknown_weight` times a labelled one.
-    """
-
-    def __init__(self, negative: int, label_smoothing: float = 0.0, unknown_weight: float = 1.0) -> None:
-        super().__init__()
-        self.negative = negative
-        self.label_smoothing = label_smoothing
-        self.unknown_weight = unknown_weight
-
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        known = labels >= 0
-        per_image = torch.zeros(len(labels), dtype=logits.dtype, device=logits.device)
-        if known.any():
-            per_image[known] = functional.cross_entropy(
-                logits[known], labels[known], reduction="none", label_smoothing=self.label_smoothing
-            )
-        if (~known).any():
-            unknown = logits[~known]
-            tumour = torch.ones(logits.shape[1], dtype=torch.bool, device=logits.device)
-            tumour[self.negative] = False
-            set_log_probability = torch.logsumexp(unknown[:, tumour], 1) - torch.logsumexp(unknown, 1)
-            per_image[~known] = -set_log_probability * self.unknown_weight
-        return per_image.mean()
 
 
 def in_set(labels: np.ndarray, predictions: np.ndarray, negative: int) -> np.ndarray:

@@ -44,11 +44,11 @@ from brain_tumor_edge.train.data import (
     with_tumour_unknown,
 )
 from brain_tumor_edge.train.distributed import Ranks, unwrap
+from brain_tumor_edge.train.loss import TwoGrainLoss
 from brain_tumor_edge.train.plots import plot_confusion_matrix, plot_curves
 from brain_tumor_edge.train.recipe import Recipe
 from brain_tumor_edge.train.targets import (
     TUMOUR_UNKNOWN_NAME,
-    TwoGrainLoss,
     in_set,
     negative_index,
     validation_scores,
@@ -305,13 +305,12 @@ def _train(config: TrainConfig, architecture, preprocess: PreprocessConfig, rank
                     "train_acc": round(train_acc, 5),
                     "val_loss": round(val_loss, 5),
                     "val_acc": round(val_acc, 5),
-                    "val_set_acc": round(scores["set_acc"], 5),
-                    "val_tumour_unknown_sensitivity": round(scores.get("tumour_unknown_sensitivity", -1), 5),
                     "epoch_seconds": round(time.perf_counter() - epoch_start, 2),
                     "train_images_per_second": round(len(train_set.labels) / train_seconds, 1),
                 }
-                if not unknown:
-                    del row["val_set_acc"], row["val_tumour_unknown_sensitivity"]
+                if unknown:
+                    row["val_set_acc"] = round(scores["set_acc"], 5)
+                    row["val_tumour_unknown_sensitivity"] = round(scores["tumour_unknown_sensitivity"], 5)
                 history.append(row)
                 key = "val_set_acc" if unknown else "val_acc"
                 improved = best is None or (row[key], -val_loss) > (best[key], -best["val_loss"])
@@ -396,9 +395,10 @@ def _finish(
     row_names = list(dataset.class_names)
     if not known.all():
         unknown_predictions = all_logits[~known].argmax(1)
+        scores = validation_scores(softmax(all_logits), val_set.labels, negative)
         report["tumour_unknown"] = {
             "images": int((~known).sum()),
-            "sensitivity": round(float((unknown_predictions != negative).mean()), 4),
+            "sensitivity": round(scores["tumour_unknown_sensitivity"], 4),
             "predicted": {
                 name: int((unknown_predictions == index).sum())
                 for index, name in enumerate(dataset.class_names)

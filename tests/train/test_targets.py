@@ -5,9 +5,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from brain_tumor_edge.train.loss import TwoGrainLoss  # noqa: E402
 from brain_tumor_edge.train.targets import (  # noqa: E402
     TUMOUR_UNKNOWN,
-    TwoGrainLoss,
     in_set,
     label_sets,
     validation_scores,
