@@ -34,8 +34,8 @@ import numpy as np
 
 from brain_tumor_edge.runtime.api import Settings, classify_folder, load_model
 from brain_tumor_edge.runtime.files import FolderWalk
-from brain_tumor_edge.runtime.scope import NOT_RULED_OUT, OUT_OF_SCOPE, SEPARATOR
-from brain_tumor_edge.train.external import (
+from brain_tumor_edge.runtime.reasons import NOT_RULED_OUT, OUT_OF_SCOPE, SEPARATOR
+from brain_tumor_edge.runtime.screening import (
     describe,
     describe_slices,
     negative_class,

@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from brain_tumor_edge.export.config import ExportConfig, QuantizationConfig
-from brain_tumor_edge.runtime.commands import EXIT_FAILED, VersionOption, fail, new_app, say
+from ..runtime.commands import EXIT_FAILED, VersionOption, fail, new_app, say
+from .config import ExportConfig, QuantizationConfig
 
 app = new_app()
 DEFAULTS = ExportConfig(checkpoint=Path(), out=Path())
@@ -74,8 +74,8 @@ def export(
         )
     if quantize and calibration_images < FEW_CALIBRATION_IMAGES:
         say(f"warning: {calibration_images} calibration images is few; int8 accuracy may vary (use 500+)")
-    from brain_tumor_edge.export.pipeline import ExportError, run_export
-    from brain_tumor_edge.train.data import DataError
+    from ..train.data import DataError
+    from .pipeline import ExportError, run_export
 
     config = ExportConfig(
         checkpoint=checkpoint,

@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from brain_tumor_edge.export.parity import ParityThresholds
-from brain_tumor_edge.export.rule_out import RuleOutConfig
-from brain_tumor_edge.export.scope import ScopeConfig
+from .parity import ParityThresholds
+from .rule_out import RuleOutConfig
+from .scope import ScopeConfig
 
 
 @dataclass(frozen=True)

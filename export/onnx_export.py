@@ -18,10 +18,10 @@ import onnx
 import torch
 from torch import nn
 
-from brain_tumor_edge.export.scope import ScopeFit
-from brain_tumor_edge.runtime.integrity import CHECKSUM_KEY, PLACEHOLDER, seal_file
-from brain_tumor_edge.runtime.metadata import ModelMetadata
-from brain_tumor_edge.runtime.outputs import CAM, PROBABILITIES, SCOPE
+from ..runtime.integrity import CHECKSUM_KEY, PLACEHOLDER, seal_file
+from ..runtime.metadata import ModelMetadata
+from ..runtime.outputs import CAM, PROBABILITIES, SCOPE
+from .scope import ScopeFit
 
 INPUT_NAME = "image"
 

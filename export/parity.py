@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from brain_tumor_edge.runtime.metrics import accuracy
-from brain_tumor_edge.runtime.outputs import ModelOutput
+from ..runtime.metrics import accuracy
+from ..runtime.outputs import ModelOutput
 
 # A disagreement where fp32's top two probabilities lie closer than this is a near-tie:
 # quantisation noise, not a changed model (typical of undertrained smoke runs).

@@ -16,23 +16,30 @@ from pathlib import Path
 
 import numpy as np
 
-from brain_tumor_edge import __version__
-from brain_tumor_edge.export.config import ExportConfig
-from brain_tumor_edge.export.onnx_export import export_fp32
-from brain_tumor_edge.export.parity import ParityReport, compare
-from brain_tumor_edge.export.quantize import quantize_int8
-from brain_tumor_edge.export.rule_out import fit_rule_out
-from brain_tumor_edge.export.scope import ScopeFit, fit_scope
-from brain_tumor_edge.runtime.metadata import ModelMetadata
-from brain_tumor_edge.runtime.model import Classifier
-from brain_tumor_edge.train.checkpoint import (
+from ..runtime.metadata import ModelMetadata
+from ..runtime.model import Classifier
+from ..runtime.version import __version__
+from ..train.checkpoint import (
     Checkpoint,
     file_sha256,
     load_checkpoint,
     resolve_checkpoint_path,
 )
-from brain_tumor_edge.train.data import LabelledFiles, load_images, scan_labelled_folder, stratified_subset
-from brain_tumor_edge.train.trainer import load_split, predict_logits, predict_probabilities
+from ..train.data import (
+    DataError,
+    LabelledFiles,
+    load_images,
+    scan_labelled_folder,
+    stratified_subset,
+)
+from ..train.predict import predict_logits, predict_probabilities
+from ..train.split import SplitConfig, load_split, recorded_mix
+from .config import ExportConfig
+from .onnx_export import export_fp32
+from .parity import ParityReport, compare
+from .quantize import quantize_int8
+from .rule_out import fit_rule_out
+from .scope import ScopeFit, fit_scope
 
 
 class ExportError(RuntimeError):
@@ -79,26 +86,21 @@ def fit_on_split(config: ExportConfig, checkpoint: Checkpoint, network) -> Split
     The split is recomputed from the settings recorded in the checkpoint, so the images
     the limits are chosen on are exactly those the network never trained on.
     """
-    folder = _training_folder(checkpoint)
     recorded = checkpoint.train_config
-    unknown_folder = _recorded_folder(recorded, "tumour_unknown")
-    if folder is None or (recorded.get("tumour_unknown") and unknown_folder is None):
-        raise ExportError(
-            "the scope score and rule-out level are fitted on the checkpoint's training folders, which "
-            f"are not available ({recorded.get('data_as_given') or recorded.get('data')}"
-            + (f", {recorded.get('tumour_unknown_as_given')}" if recorded.get("tumour_unknown") else "")
-            + "); run where they are (from the folder bt-train ran in), or pass --no-scope --no-rule-out"
+    try:
+        mix = recorded_mix(recorded)
+        split_config = (
+            SplitConfig.from_record(recorded["split"])
+            if "split" in recorded
+            else SplitConfig(recorded["val_fraction"], recorded["seed"], recorded.get("max_images"))
         )
-    _, train_set, val_set, _ = load_split(
-        folder,
-        checkpoint.preprocess,
-        recorded.get("val_fraction", 0.2),
-        recorded.get("seed", checkpoint.seed or 0),
-        recorded.get("max_images"),
-        config.threads,
-        config.show_progress,
-        unknown_folder,
-    )
+        split = load_split(mix, checkpoint.preprocess, split_config, config.threads, config.show_progress)
+    except DataError as exc:
+        raise ExportError(
+            f"the scope score and rule-out level are fitted on the checkpoint's training data: {exc}; "
+            "run where it is (from the folder bt-train ran in), or pass --no-scope --no-rule-out"
+        ) from None
+    train_set, val_set = split.train, split.validation
     fits = SplitFits()
     if config.scope is not None:
         # Images of unknown tumour type keep their own label: one more class-conditional
@@ -107,9 +109,7 @@ def fit_on_split(config: ExportConfig, checkpoint: Checkpoint, network) -> Split
         val_features = predict_logits(network, val_set.images, checkpoint.preprocess, features=True)
         fits.scope = fit_scope(train_features, train_set.labels, val_features, config.scope)
     if config.rule_out is not None:
-        rule_out = config.rule_out
-        if recorded.get("negative_class"):
-            rule_out = replace(rule_out, negative_class=recorded["negative_class"])
+        rule_out = replace(config.rule_out, negative_class=checkpoint.negative_class)
         val_probs = predict_probabilities(
             network, val_set.images, checkpoint.preprocess, checkpoint.temperature
         )
@@ -143,7 +143,14 @@ def _recorded_folder(recorded: dict, key: str) -> Path | None:
 
 
 def _training_folder(checkpoint: Checkpoint) -> Path | None:
-    return _recorded_folder(checkpoint.train_config, "data")
+    """The labelled class-folder tree the checkpoint trained on (a mix: its first such source)."""
+    recorded = checkpoint.train_config
+    if recorded.get("data"):
+        return _recorded_folder(recorded, "data")
+    for source in recorded.get("mix", {}).get("sources", []):
+        if source.get("folders"):
+            return _recorded_folder(source, "folders")
+    return None
 
 
 def _select_files(config: ExportConfig, checkpoint: Checkpoint) -> tuple[LabelledFiles | None, LabelledFiles]:

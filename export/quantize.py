@@ -27,11 +27,11 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from brain_tumor_edge.export.config import QuantizationConfig
-from brain_tumor_edge.export.onnx_export import save_sealed, write_metadata
-from brain_tumor_edge.runtime.metadata import ModelMetadata
-from brain_tumor_edge.runtime.outputs import CAM, PROBABILITIES, SCOPE
-from brain_tumor_edge.runtime.preprocess import normalize
+from ..runtime.metadata import ModelMetadata
+from ..runtime.outputs import CAM, PROBABILITIES, SCOPE
+from ..runtime.preprocess import normalize
+from .config import QuantizationConfig
+from .onnx_export import save_sealed, write_metadata
 
 
 class _CalibrationBatches(CalibrationDataReader):

@@ -3,7 +3,7 @@
 Calling a tumour's type wrongly costs a second look; calling a tumour "no tumour" can
 cost a missed diagnosis. So the negative class gets a stricter bar than the others: a
 `notumor` answer whose calibrated probability is under the level keeps its prediction
-but gets the review reason "tumour not ruled out" (runtime/scope.py).
+but gets the review reason "tumour not ruled out" (runtime/reasons.py).
 
 The level is chosen on the validation split (images the network never trained on) as
 the `healthy_review_rate` quantile of the negative class's probability on the validation

@@ -12,13 +12,7 @@ Sub-packages: `brain_tumor_edge.runtime` (onnxruntime + OpenCV + numpy only),
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
-
-try:
-    __version__ = version("brain-tumor-edge")  # its one home is pyproject.toml
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
 
 _API = (
     "Classifier",
@@ -46,6 +40,10 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str):
+    # package/ is the parent of runtime/ only once installed, so these are looked up by
+    # name, not imported relatively (a relative import would mislead tools reading the tree).
+    if name == "__version__":
+        return import_module("brain_tumor_edge.runtime.version").__version__
     if name in _API:
         return getattr(import_module("brain_tumor_edge.runtime.api"), name)
     raise AttributeError(f"module 'brain_tumor_edge' has no attribute {name!r}")

@@ -6,7 +6,7 @@ package, never the reverse.
 
 import os
 
-from brain_tumor_edge.runtime.image_header import MAX_PIXELS
+from .image_header import MAX_PIXELS
 
 # OpenCV's own guard against huge images, for formats whose header we do not parse
 # (TIFF); it must be set before cv2 is first imported.

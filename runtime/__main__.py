@@ -1,5 +1,5 @@
 """`python -m brain_tumor_edge.runtime FOLDER --csv OUT.csv`, the same as `bt-classify`."""
 
-from brain_tumor_edge.runtime.cli import main
+from .cli import main
 
 main()

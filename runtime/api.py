@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from brain_tumor_edge.runtime.classify import Classification, ImageResult, Settings, decode_array, decode_file
-from brain_tumor_edge.runtime.files import FolderWalk
-from brain_tumor_edge.runtime.model import Classifier, default_model_path
+from .classify import Classification, ImageResult, Settings, decode_array, decode_file
+from .files import FolderWalk
+from .model import Classifier, default_model_path
 
 
 def load_model(path: str | Path | None = None, threads: int | None = None) -> Classifier:
@@ -54,7 +54,7 @@ def classify_file(
     """Classify one file: one result, or one per frame of a multi-frame DICOM (none for DICOMDIR)."""
     classification = _classification(model, settings)
     preprocess = classification.classifier.metadata.preprocess
-    decoded = decode_file(Path(path), preprocess, classification.dicom_fields)
+    decoded = decode_file(Path(path), preprocess, classification.settings.dicom_fields)
     return list(classification.classify_items(decoded.items)) if decoded.items else []
 
 

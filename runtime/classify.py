@@ -12,12 +12,12 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
 
-from brain_tumor_edge.runtime.dicom import (
+from .dicom import (
     DICOM_SUFFIXES,
     PREAMBLE_LENGTH,
     NotAnImage,
@@ -25,12 +25,12 @@ from brain_tumor_edge.runtime.dicom import (
     looks_like_dicom,
     read_dicom,
 )
-from brain_tumor_edge.runtime.errors import ImageError
-from brain_tumor_edge.runtime.files import read_head, read_input
-from brain_tumor_edge.runtime.model import Classifier
-from brain_tumor_edge.runtime.outputs import ModelOutput
-from brain_tumor_edge.runtime.preprocess import PreprocessConfig, decode_image, resize_chw
-from brain_tumor_edge.runtime.scope import (
+from .errors import ImageError
+from .files import read_head, read_input
+from .model import Classifier
+from .outputs import ModelOutput
+from .preprocess import PreprocessConfig, decode_image, resize_chw
+from .reasons import (
     SEPARATOR,
     confidence_reason,
     image_reasons,
@@ -38,6 +38,7 @@ from brain_tumor_edge.runtime.scope import (
     rule_out_reason,
     scope_reason,
 )
+from .volumes import Volume, is_nifti
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class ImageResult:
     probabilities: np.ndarray | None  # None when the image could not be classified
     error: str = ""
     fields: dict[str, str] = field(default_factory=dict)  # --dicom-fields values
-    reasons: tuple[str, ...] = ()  # why a person should look (runtime/scope.py)
+    reasons: tuple[str, ...] = ()  # why a person should look (runtime/reasons.py)
     scope: float | None = None  # the model's scope score, where it has one
     cam: np.ndarray | None = None  # classes x h x w activation maps, where the model has them
     class_names: tuple[str, ...] = ()
@@ -89,9 +90,12 @@ class Item:
 
 @dataclass(frozen=True)
 class Decoded:
-    """What one file turned into: images (or errors) to classify, or a reason to skip it."""
+    """What one file turned into: images (or errors) to classify, or a reason to skip it.
 
-    items: list[Item]
+    `items` is a list, or for a volume a generator read slab by slab as it is consumed
+    (its own errors become error rows: `_volume_items`)."""
+
+    items: list[Item] | Iterator[Item]
     skipped: str = ""  # a DICOM object without pixels: counted, no row
 
 
@@ -110,8 +114,30 @@ def decode_array(image: np.ndarray, config: PreprocessConfig, name: str = "<arra
     return Item(name, resize_chw(image, config), reasons=tuple(image_reasons(image)))
 
 
+def _volume_items(path: Path, config: PreprocessConfig) -> Iterator[Item]:
+    """One item per axial slice of a NIfTI volume (`path#z=K`), read lazily. A failure
+    part-way through becomes one error row naming the slice it stopped at."""
+    name = str(path)
+    volume = Volume(path)
+    info = volume.info()
+    done = -1
+    try:
+        for index, grey in volume.slices(info.window):
+            rgb = np.repeat(grey[:, :, None], 3, axis=2)
+            done = index
+            yield Item(
+                f"{name}#z={index}", resize_chw(rgb, config), reasons=info.reasons + tuple(image_reasons(rgb))
+            )
+    except Exception as exc:  # a truncated or corrupt volume: the rows so far stand
+        yield Item(f"{name}#z={done + 1}", None, f"volume read failed at slice {done + 1} ({_short(exc)})")
+
+
 def _decode(path: Path, config: PreprocessConfig, dicom_fields: tuple[str, ...]) -> Decoded:
     name = str(path)
+    if is_nifti(path):
+        items = _volume_items(path, config)
+        first = next(items)  # the header and the window are read here, inside the boundary
+        return Decoded(chain([first], items))
     is_dicom = path.suffix.lower() in DICOM_SUFFIXES or looks_like_dicom(read_head(path, PREAMBLE_LENGTH))
     if not is_dicom:
         # Read bytes ourselves: cv2.imread cannot open non-ASCII paths on every platform.
@@ -175,23 +201,19 @@ class Classification:
 
     def __init__(self, classifier: Classifier, settings: Settings | None = None) -> None:
         self.classifier = classifier
-        settings = settings or Settings()
-        self.batch_size = settings.batch_size
-        self.decode_workers = settings.decode_workers
-        self.dicom_fields = settings.dicom_fields
-        self.min_confidence = settings.min_confidence
-        self.maps = settings.maps
+        self.settings = settings or Settings()
         self.skipped: dict[str, int] = {}
 
     def run(self, paths: Iterable[Path]) -> Iterator[ImageResult]:
         """One result per image or frame; the path list is streamed, never held whole."""
         config = self.classifier.metadata.preprocess
-        batches = _batches(paths, self.batch_size)
+        batches = _batches(paths, self.settings.batch_size)
         pending: deque[list[Future]] = deque()
-        with ThreadPoolExecutor(max_workers=max(1, self.decode_workers)) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, self.settings.decode_workers)) as pool:
+            fields = self.settings.dicom_fields
 
             def submit(batch: list[Path]) -> None:
-                pending.append([pool.submit(decode_file, p, config, self.dicom_fields) for p in batch])
+                pending.append([pool.submit(decode_file, p, config, fields) for p in batch])
 
             # Two batches in flight: one being decoded while the other is in the model.
             for batch in islice(batches, 2):
@@ -203,9 +225,10 @@ class Classification:
                 for outcome in decoded:
                     if outcome.skipped:
                         self.skipped[outcome.skipped] = self.skipped.get(outcome.skipped, 0) + 1
-                items = [item for outcome in decoded for item in outcome.items]
-                for start in range(0, len(items), self.batch_size):
-                    yield from self.classify_items(items[start : start + self.batch_size])
+                # Volumes stream: their slices are read one batch at a time, never whole.
+                items = chain.from_iterable(outcome.items for outcome in decoded)
+                while chunk := list(islice(items, self.settings.batch_size)):
+                    yield from self.classify_items(chunk)
 
     def classify_items(self, items: list[Item]) -> Iterator[ImageResult]:
         """Run the model on the decoded items and attach every review reason."""
@@ -214,7 +237,7 @@ class Classification:
         model_error = ""
         if good:
             try:
-                batch = self.classifier.run(np.stack([items[i].image for i in good]), maps=self.maps)
+                batch = self.classifier.run(np.stack([items[i].image for i in good]), maps=self.settings.maps)
                 outputs = {index: batch[row] for row, index in enumerate(good)}
             except Exception as exc:
                 model_error = f"model failed ({type(exc).__name__})"
@@ -233,7 +256,7 @@ class Classification:
             if not is_out_of_scope(reasons):
                 top = int(output.probabilities.argmax())
                 confidence = float(output.probabilities[top])
-                reasons += confidence_reason(confidence, self.min_confidence)
+                reasons += confidence_reason(confidence, self.settings.min_confidence)
                 reasons += rule_out_reason(names[top], confidence, rule_out)
             yield ImageResult(
                 item.name,

@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from brain_tumor_edge.runtime.classify import Classification, Settings
-from brain_tumor_edge.runtime.files import FolderWalk
-from brain_tumor_edge.runtime.model import Classifier
-from brain_tumor_edge.runtime.report import result_row, spreadsheet_safe
+from .classify import Classification, Settings
+from .csv_report import result_row, spreadsheet_safe
+from .errors import MissingExtraError
+from .files import FolderWalk
+from .model import Classifier
 
-INSTALL_HINT = "Ray is not installed: pip install 'brain-tumor-edge[cluster]'"
 COUNTS = "\x00counts"  # the key of rows that carry counts, not results (sorts first)
 
 
@@ -119,7 +119,7 @@ def classify_on_ray(
     try:
         import ray
     except ImportError:
-        raise RuntimeError(INSTALL_HINT) from None
+        raise MissingExtraError("--ray", "cluster") from None
     if not ray.is_initialized():
         # Ray's own chatter (INFO lines, C++ warnings) is not for a CSV user's terminal.
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")

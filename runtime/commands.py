@@ -33,7 +33,7 @@ def plural(count: int, word: str, many: str | None = None) -> str:
 
 def _show_version(value: bool) -> None:
     if value:
-        from brain_tumor_edge import __version__
+        from .version import __version__
 
         typer.echo(f"brain-tumor-edge {__version__}")
         raise typer.Exit(EXIT_OK)

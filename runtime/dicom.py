@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from brain_tumor_edge.runtime.errors import ImageError
-from brain_tumor_edge.runtime.image_header import MAX_PIXELS
+from .errors import ImageError
+from .image_header import MAX_PIXELS
 
 PREAMBLE_LENGTH = 132
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
@@ -186,7 +186,7 @@ def _text(dataset, name: str) -> str:
 
 def read_dicom(data: bytes, fields: tuple[str, ...] = ()) -> DicomImage:
     """Decode every frame of a DICOM file; raises NotAnImage or ImageError."""
-    from brain_tumor_edge.runtime.scope import channel_difference, colour_reason, dicom_reasons
+    from .reasons import channel_difference, colour_reason, dicom_reasons
 
     dataset = _read_dataset(io.BytesIO(_with_preamble(data)))
     if len(dataset) == 0:  # "DICM" and nothing after it: a cut-off file, not a non-image object

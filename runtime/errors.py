@@ -1,9 +1,30 @@
-"""Exceptions whose message is short enough to stand in a CSV `error` cell or a one-line CLI error."""
+"""The project's exceptions: one base, so a caller (or a CLI) catches the project's own errors
+in one clause. Their messages are short enough for a CSV `error` cell or a one-line CLI error."""
 
 
-class ImageError(ValueError):
+class BrainTumorEdgeError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ImageError(BrainTumorEdgeError, ValueError):
     """One input file could not be turned into a network input."""
 
 
-class ModelError(RuntimeError):
+class ModelError(BrainTumorEdgeError, RuntimeError):
     """The model file is missing, unreadable or not one of ours."""
+
+
+class RunError(BrainTumorEdgeError):
+    """A run cannot start or go on: bad paths, a CSV another run holds, nothing to resume."""
+
+
+class RunInterrupted(BrainTumorEdgeError):
+    """The run was stopped (Ctrl-C); the rows written so far are kept for --resume."""
+
+
+class MissingExtraError(BrainTumorEdgeError, ImportError):
+    """An optional extra (dicom, cluster, train) is needed and not installed."""
+
+    def __init__(self, what: str, extra: str) -> None:
+        super().__init__(f"{what} needs the {extra} extra: pip install 'brain-tumor-edge[{extra}]'")
+        self.extra = extra

@@ -17,8 +17,9 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from brain_tumor_edge.runtime.dicom import DICOM_SUFFIXES, PREAMBLE_LENGTH, looks_like_dicom
-from brain_tumor_edge.runtime.errors import ImageError
+from .dicom import DICOM_SUFFIXES, PREAMBLE_LENGTH, looks_like_dicom
+from .errors import ImageError
+from .volumes import is_nifti
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
@@ -32,7 +33,7 @@ MAX_IMAGE_BYTES = 128 * 1024 * 1024
 def is_input_file(path: Path) -> bool:
     """Images by extension; DICOM by extension or, for PACS/CD exports without one, by content."""
     suffix = path.suffix.lower()
-    if suffix in IMAGE_EXTENSIONS or suffix in DICOM_SUFFIXES:
+    if suffix in IMAGE_EXTENSIONS or suffix in DICOM_SUFFIXES or is_nifti(path):
         return True
     if suffix and not suffix[1:].isdigit():  # DICOM exports are often named 1.2.840.113619...
         return False

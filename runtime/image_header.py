@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 
-from brain_tumor_edge.runtime.errors import ImageError
+from .errors import ImageError
 
 # 8000 x 8000: far above any MRI slice or scanned film, far below memory trouble.
 MAX_PIXELS = 64_000_000

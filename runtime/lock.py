@@ -2,6 +2,10 @@
 
 The operating system drops the lock when the process ends, however it ends (kill -9,
 power loss), so a stale lock file never blocks `--resume`: only a live run does.
+
+Why not the `filelock` library: it takes the same OS lock (flock / msvcrt), but leaves
+the lock file behind on release on Unix, and a folder of results should hold results.
+These forty lines do what the CLI needs and nothing else.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ import os
 from pathlib import Path
 from types import TracebackType
 
+from .errors import RunError
 
-class LockedError(RuntimeError):
+
+class LockedError(RunError):
     """Another live process holds the lock."""
 
 

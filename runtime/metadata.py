@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from brain_tumor_edge.runtime.errors import ModelError
-from brain_tumor_edge.runtime.metrics import UNCALIBRATED
-from brain_tumor_edge.runtime.preprocess import PreprocessConfig
+from .errors import ModelError
+from .metrics import UNCALIBRATED
+from .preprocess import PreprocessConfig
 
 _PREFIX = "bt."
 

@@ -80,3 +80,18 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
         if members.any():
             error += members.mean() * abs(correct[members].mean() - confidence[members].mean())
     return float(error)
+
+
+def auroc(negatives: np.ndarray, positives: np.ndarray) -> float:
+    """P(score of a positive > score of a negative), ties counted half (Mann-Whitney U);
+    NaN when either side is empty."""
+    negatives, positives = np.asarray(negatives, np.float64), np.asarray(positives, np.float64)
+    if len(negatives) == 0 or len(positives) == 0:
+        return float("nan")
+    scores = np.concatenate([negatives, positives])
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    # Average rank of each distinct value (1-based), so ties share their mean rank.
+    upper = np.cumsum(counts)
+    ranks = (upper - (counts - 1) / 2.0)[inverse]
+    n_pos = len(positives)
+    return float((ranks[len(negatives) :].sum() - n_pos * (n_pos + 1) / 2) / (len(negatives) * n_pos))

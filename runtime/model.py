@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from brain_tumor_edge.runtime.errors import ModelError
-from brain_tumor_edge.runtime.integrity import CHECKSUM_KEY, ChecksumError, verify
-from brain_tumor_edge.runtime.metadata import ModelMetadata
-from brain_tumor_edge.runtime.outputs import CAM, KNOWN, PROBABILITIES, SCOPE, ModelOutput
-from brain_tumor_edge.runtime.preprocess import normalize
+from .errors import ModelError
+from .integrity import CHECKSUM_KEY, ChecksumError, verify
+from .metadata import ModelMetadata
+from .outputs import CAM, KNOWN, PROBABILITIES, SCOPE, ModelOutput
+from .preprocess import normalize
 
 DEFAULT_MODEL_NAME = "default.int8.onnx"
 

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from brain_tumor_edge.runtime.errors import ImageError
-from brain_tumor_edge.runtime.image_header import check_header
+from .errors import ImageError
+from .image_header import check_header
 
 _INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 

@@ -22,9 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from brain_tumor_edge.runtime.classify import ImageResult
-from brain_tumor_edge.runtime.heatmap import normalised, upsample
-from brain_tumor_edge.runtime.metadata import ModelMetadata
+from .classify import ImageResult
+from .heatmap import normalised, upsample
+from .metadata import ModelMetadata
+from .reasons import kinds_in
 
 # Slices and maps are written at the network's input size and laid over each other by the
 # page (thumbnail and enlarged view), the map at an opacity the reader sets.
@@ -93,6 +94,7 @@ class ReviewPage:
             else [round(float(p), 4) for p in result.probabilities],
             "review": result.review,
             "out_of_scope": result.out_of_scope,
+            "kinds": sorted(kinds_in(result.review)),
             "error": result.error,
             "thumb": "",  # the slice as the network saw it (the page scales it down)
             "map": "",  # its map in colour, laid over it by the page at a chosen opacity

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from brain_tumor_edge.runtime.preprocess import PreprocessConfig
-from brain_tumor_edge.train.augment import AugmentConfig
-from brain_tumor_edge.train.recipe import Recipe
+from ..runtime.preprocess import PreprocessConfig
+from .augment import AugmentConfig
+from .recipe import Recipe
 
 
 @dataclass(frozen=True)

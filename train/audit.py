@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from brain_tumor_edge.runtime.errors import ImageError
-from brain_tumor_edge.runtime.files import read_input
-from brain_tumor_edge.runtime.preprocess import decode_image
-from brain_tumor_edge.train.data import LabelledFiles, scan_labelled_folder
-from brain_tumor_edge.train.twins import near_pairs, perceptual_hash
+from ..runtime.errors import ImageError
+from ..runtime.files import read_input
+from ..runtime.preprocess import decode_image
+from .data import LabelledFiles, scan_labelled_folder
+from .twins import near_pairs, perceptual_hash
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from brain_tumor_edge.runtime.metrics import negative_log_likelihood, softmax
+from ..runtime.metrics import negative_log_likelihood, softmax
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:

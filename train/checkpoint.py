@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from brain_tumor_edge.runtime.metrics import UNCALIBRATED
-from brain_tumor_edge.runtime.preprocess import PreprocessConfig
-from brain_tumor_edge.train.architectures import get_architecture
+from ..runtime.metrics import UNCALIBRATED
+from ..runtime.preprocess import PreprocessConfig
+from .architectures import get_architecture
 
 CHECKPOINT_NAME = "model.pt"
 
@@ -32,6 +32,9 @@ class Checkpoint:
     temperature: float = UNCALIBRATED
     train_config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    # The class a "no tumour" answer is (the one home of that fact: export copies it into
+    # the model's metadata). Older checkpoints lack it: their training used "notumor".
+    negative_class: str = "notumor"
 
     def build_model(self) -> nn.Module:
         model = get_architecture(self.architecture).build(len(self.class_names))
@@ -72,6 +75,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         temperature=float(payload.get("temperature", UNCALIBRATED)),
         train_config=payload.get("train_config", {}),
         metrics=payload.get("metrics", {}),
+        negative_class=payload.get("negative_class", "notumor"),
     )
 
 

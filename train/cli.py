@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from brain_tumor_edge.runtime.commands import EXIT_INTERRUPTED, VersionOption, fail, new_app
-from brain_tumor_edge.train.config import DEFAULT_THREADS, TrainConfig
+from ..runtime.commands import EXIT_INTERRUPTED, VersionOption, fail, new_app
+from .config import DEFAULT_THREADS, TrainConfig
 
 train_app = new_app()
 evaluate_app = new_app()
@@ -27,14 +27,32 @@ def require_training_extra() -> None:
 
 @train_app.command()
 def train_command(
-    data: Annotated[Path, typer.Option(help="Folder with one sub-folder of images per class.")],
-    out: Annotated[Path, typer.Option(help="Run directory for the checkpoint, metrics and plots.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory for the checkpoint, metrics and plots.")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(help="Folder with one sub-folder of images per class.")] = None,
+    mix: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML file describing a mix of sources (folders or manifests, label mapping, "
+            "groups, sequences, weights; docs/training.md). Instead of --data."
+        ),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue the interrupted run in this folder (its recorded settings; other "
+            "options are not allowed with it)."
+        ),
+    ] = None,
     arch: Annotated[str, typer.Option(help="Architecture name (train/architectures.py).")] = TrainConfig.arch,
     tumour_unknown: Annotated[
         Path | None,
         typer.Option(
+            "--tumour-unknown",
+            "--tumor-unknown",
             help="Folder of images known to show a tumour of unrecorded type: trained on "
-            "-log(1 - p(negative class)), never on a tumour type (docs/training.md)."
+            "-log(1 - p(negative class)), never on a tumour type (docs/training.md).",
         ),
     ] = None,
     negative_class: Annotated[
@@ -55,35 +73,49 @@ def train_command(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
     version: VersionOption = False,
 ) -> None:
-    """Train a classifier on a labelled image folder; the best epoch (validation accuracy) is kept."""
+    """Train a classifier on a labelled image folder or a mix of sources; the best epoch is kept."""
     require_training_extra()
-    from brain_tumor_edge.train.architectures import get_architecture
-    from brain_tumor_edge.train.data import DataError
-    from brain_tumor_edge.train.trainer import train
+    from .architectures import get_architecture
+    from .data import DataError
+    from .mix import Mix, MixError
+    from .trainer import train
 
+    if resume is not None:
+        config = _resumed_config(
+            resume, [data, mix, out, tumour_unknown, epochs, batch_size, learning_rate, max_images]
+        )
+    else:
+        if (data is None) == (mix is None):
+            raise fail("give the training data: --data DIR or --mix FILE.toml (one of them)")
+        if out is None:
+            raise fail("give the run directory: --out DIR")
+        if mix is not None and tumour_unknown is not None:
+            raise fail("--tumour-unknown goes with --data; a mix lists such a folder as a source")
+        try:
+            recipe = get_architecture(arch).recipe
+            mixture = Mix.from_toml(mix) if mix is not None else None
+        except (ValueError, MixError) as exc:
+            raise fail(str(exc)) from None
+        overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
+        recipe = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+        config = TrainConfig(
+            out=out,
+            mix=mixture,
+            data=data,
+            arch=arch,
+            recipe=recipe,
+            tumour_unknown=tumour_unknown,
+            negative_class=negative_class,
+            val_fraction=val_fraction,
+            seed=seed,
+            threads=threads,
+            max_images=max_images,
+            show_progress=not quiet and sys.stderr.isatty(),
+            device=device,
+        )
     try:
-        recipe = get_architecture(arch).recipe
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
-    recipe = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
-    config = TrainConfig(
-        data=data,
-        out=out,
-        arch=arch,
-        recipe=recipe,
-        tumour_unknown=tumour_unknown,
-        negative_class=negative_class,
-        val_fraction=val_fraction,
-        seed=seed,
-        threads=threads,
-        max_images=max_images,
-        show_progress=not quiet and sys.stderr.isatty(),
-        device=device,
-    )
-    try:
-        metrics = train(config)
-    except DataError as exc:
+        metrics = train(config, resume=resume is not None)
+    except (DataError, MixError) as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise fail("interrupted before the first epoch finished", EXIT_INTERRUPTED) from None
@@ -105,11 +137,31 @@ def train_command(
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
+def _resumed_config(run: Path, others: list) -> TrainConfig:
+    """The settings an interrupted run recorded in its resume state."""
+    import torch
+
+    from .trainer import RESUME_NAME
+
+    if any(value is not None for value in others):
+        raise fail(
+            "--resume RUN continues that run with its own settings: give no data, mix, out or recipe options"
+        )
+    state_path = Path(run) / RESUME_NAME
+    if not state_path.is_file():
+        raise fail(f"nothing to resume: {state_path} not found (a run writes it after each epoch)")
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    config = TrainConfig.from_record(state["train_config"])
+    config.out = Path(run)
+    config.show_progress = sys.stderr.isatty()
+    return config
+
+
 def _screen(model: Path | None, positive: Path | None, healthy: Path | None, out: Path | None) -> None:
     """bt-evaluate --positive/--healthy: screening figures of an exported model (runtime only)."""
-    from brain_tumor_edge.runtime.errors import ModelError
-    from brain_tumor_edge.runtime.model import Classifier, default_model_path
-    from brain_tumor_edge.train.external import describe, screen_folder
+    from ..runtime.errors import ModelError
+    from ..runtime.model import Classifier, default_model_path
+    from ..runtime.screening import describe, screen_folder
 
     try:
         classifier = Classifier(model or default_model_path())
@@ -134,10 +186,10 @@ def _screen(model: Path | None, positive: Path | None, healthy: Path | None, out
 
 def _labelled_report(model: Path | None, data: Path, report_dir: Path) -> None:
     """The review page for a labelled folder (true class from the folder name), via the runtime."""
-    from brain_tumor_edge.runtime.api import classify_folder
-    from brain_tumor_edge.runtime.errors import ModelError
-    from brain_tumor_edge.runtime.model import Classifier, default_model_path
-    from brain_tumor_edge.runtime.review_page import ReviewPage
+    from ..runtime.api import classify_folder
+    from ..runtime.errors import ModelError
+    from ..runtime.model import Classifier, default_model_path
+    from ..runtime.review_page import ReviewPage
 
     if not data.is_dir():
         raise fail(f"no such folder: {data}")
@@ -207,9 +259,9 @@ def evaluate_command(
     if checkpoint is None or data is None:
         raise fail("give a CHECKPOINT and --data, or --positive/--healthy folders")
     require_training_extra()
-    from brain_tumor_edge.train.checkpoint import resolve_checkpoint_path
-    from brain_tumor_edge.train.data import DataError
-    from brain_tumor_edge.train.evaluate import evaluate_checkpoint
+    from .checkpoint import resolve_checkpoint_path
+    from .data import DataError
+    from .evaluate import evaluate_checkpoint
 
     try:
         checkpoint_file = resolve_checkpoint_path(checkpoint)
@@ -249,8 +301,8 @@ def audit_command(
     version: VersionOption = False,
 ) -> None:
     """Find exact and near-duplicate images, within a folder and against a reference, and label conflicts."""
-    from brain_tumor_edge.train.audit import audit
-    from brain_tumor_edge.train.data import DataError
+    from .audit import audit
+    from .data import DataError
 
     try:
         report = audit(folder, reference, threads)

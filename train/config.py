@@ -4,30 +4,35 @@ from this class and `--help`/`--version` stay quick."""
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .mix import DEFAULT_NEGATIVE, Mix
+from .split import SplitConfig
 
 if TYPE_CHECKING:
     import torch
 
-    from brain_tumor_edge.runtime.preprocess import PreprocessConfig
-    from brain_tumor_edge.train.recipe import Recipe
+    from ..runtime.preprocess import PreprocessConfig
+    from .recipe import Recipe
 
 DEFAULT_THREADS = os.cpu_count() or 1
 
 
 @dataclass
 class TrainConfig:
-    data: Path
     out: Path
+    # The training data: a mix of sources (train/mix.py), or a class-folder tree with,
+    # optionally, a folder of tumours of unrecorded type (the two-source mix).
+    mix: Mix | None = None
+    data: Path | None = None
+    tumour_unknown: Path | None = None
     arch: str = "paper"
     recipe: Recipe | None = None  # None: the architecture's own recipe
     preprocess: PreprocessConfig | None = None  # None: the architecture's own input definition
-    # Images known to show a tumour of unrecorded type (train/targets.py); None: none.
-    tumour_unknown: Path | None = None
-    # The class a "tumour, type unknown" image is known not to be.
-    negative_class: str = "notumor"
+    # The class a "tumour, type unknown" image is known not to be (a mix names its own).
+    negative_class: str = DEFAULT_NEGATIVE
     val_fraction: float = 0.2
     seed: int = 42
     threads: int = DEFAULT_THREADS
@@ -35,13 +40,23 @@ class TrainConfig:
     show_progress: bool = True
     device: str = "cpu"  # "cpu", "cuda", or "auto" (a GPU when there is one)
 
+    def resolved_mix(self) -> Mix:
+        if self.mix is not None:
+            return self.mix
+        if self.data is None:
+            raise ValueError("give the training data: a mix or a data folder")
+        return Mix.from_folders(self.data, self.tumour_unknown, self.negative_class)
+
+    def split(self) -> SplitConfig:
+        return SplitConfig(self.val_fraction, self.seed, self.max_images)
+
     def resolved_recipe(self) -> Recipe:
-        from brain_tumor_edge.train.architectures import get_architecture
+        from .architectures import get_architecture
 
         return self.recipe or get_architecture(self.arch).recipe
 
     def resolved_preprocess(self) -> PreprocessConfig:
-        from brain_tumor_edge.train.architectures import get_architecture
+        from .architectures import get_architecture
 
         return self.preprocess or get_architecture(self.arch).preprocess
 
@@ -53,16 +68,40 @@ class TrainConfig:
         return torch.device(self.device)
 
     def as_record(self) -> dict:
-        """Plain values for the checkpoint and metrics files."""
-        record = asdict(self)
-        # Both as given (relative to where bt-train ran, e.g. ../shared/data/...: valid in any
-        # checkout beside the same data) and resolved; export tries both (export/pipeline.py).
-        record["data"] = str(Path(self.data).resolve())
-        record["data_as_given"] = str(self.data)
-        if self.tumour_unknown is not None:
-            record["tumour_unknown"] = str(Path(self.tumour_unknown).resolve())
-            record["tumour_unknown_as_given"] = str(self.tumour_unknown)
+        """Plain values for the checkpoint and metrics files; `from_record` reads them back."""
+        record = asdict(replace(self, mix=None, recipe=None, preprocess=None))
+        for key in ("data", "tumour_unknown"):
+            value = getattr(self, key)
+            record[key] = None if value is None else str(Path(value).resolve())
+            record[f"{key}_as_given"] = None if value is None else str(value)
         record["out"] = str(self.out)
+        record["mix"] = self.resolved_mix().as_record()
+        record["split"] = self.split().as_record()
         record["recipe"] = asdict(self.resolved_recipe())
         record["preprocess"] = asdict(self.resolved_preprocess())
         return record
+
+    @classmethod
+    def from_record(cls, record: dict) -> TrainConfig:
+        """The configuration of a recorded run (for `bt-train --resume`)."""
+        from ..runtime.preprocess import PreprocessConfig
+        from .augment import AugmentConfig
+        from .recipe import Recipe
+
+        recipe = dict(record["recipe"])
+        recipe["augment"] = AugmentConfig(**recipe["augment"])
+        split = SplitConfig.from_record(record["split"])
+        return cls(
+            out=Path(record["out"]),
+            mix=Mix.from_record(record["mix"]),
+            arch=record["arch"],
+            recipe=Recipe(**recipe),
+            preprocess=PreprocessConfig.from_dict(record["preprocess"]),
+            negative_class=record["mix"]["negative_class"],
+            val_fraction=split.val_fraction,
+            seed=split.seed,
+            threads=record["threads"],
+            max_images=split.max_images,
+            show_progress=record["show_progress"],
+            device=record["device"],
+        )

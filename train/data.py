@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
-from brain_tumor_edge.runtime.errors import ImageError
-from brain_tumor_edge.runtime.files import iter_image_files, read_input
-from brain_tumor_edge.runtime.preprocess import PreprocessConfig, decode_image, resize_chw
-from brain_tumor_edge.train.targets import TUMOUR_UNKNOWN
-from brain_tumor_edge.train.twins import perceptual_hash
+from ..runtime.errors import ImageError
+from ..runtime.files import iter_image_files, read_input
+from ..runtime.preprocess import PreprocessConfig, decode_image, resize_chw
+from .mirror import build_mirrored
+from .mix import TUMOUR, Mix, MixError, list_entries
+from .targets import TUMOUR_UNKNOWN
+from .twins import perceptual_hash
 
 
 class DataError(ValueError):
@@ -27,18 +29,66 @@ class DataError(ValueError):
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """Where each image of a set comes from: its source in the mix, sequence, patient group and,
+    for a mirrored slice (train/mirror.py), the mask and midline it is built with."""
+
+    sources: np.ndarray  # int64 index into source_names
+    source_names: tuple[str, ...]
+    sequences: list[str]
+    groups: list[str | None]  # None: the image is its own group (twins still join it)
+    mirror_masks: list[Path | None]
+    midlines: list[float]
+
+    @classmethod
+    def single(cls, count: int, name: str = "data") -> Provenance:
+        return cls(
+            np.zeros(count, np.int64),
+            (name,),
+            ["mixed"] * count,
+            [None] * count,
+            [None] * count,
+            [0.0] * count,
+        )
+
+    def subset(self, indices: np.ndarray) -> Provenance:
+        return Provenance(
+            self.sources[indices],
+            self.source_names,
+            [self.sequences[i] for i in indices],
+            [self.groups[i] for i in indices],
+            [self.mirror_masks[i] for i in indices],
+            [self.midlines[i] for i in indices],
+        )
+
+    def describe(self, index: int, path: Path) -> str:
+        """A name for one image in reports: a mirrored slice is not its source file."""
+        return f"{path}#mirrored" if self.mirror_masks[index] is not None else str(path)
+
+
+@dataclass(frozen=True)
 class LabelledFiles:
     paths: list[Path]
     labels: np.ndarray  # int64 index into class_names, or TUMOUR_UNKNOWN (train/targets.py)
     class_names: tuple[str, ...]
+    provenance: Provenance | None = None  # None: one source, no groups
+
+    def __post_init__(self) -> None:
+        if self.provenance is None:
+            object.__setattr__(self, "provenance", Provenance.single(len(self.paths)))
 
     def subset(self, indices: np.ndarray) -> LabelledFiles:
-        return LabelledFiles([self.paths[i] for i in indices], self.labels[indices], self.class_names)
+        return LabelledFiles(
+            [self.paths[i] for i in indices],
+            self.labels[indices],
+            self.class_names,
+            self.provenance.subset(indices),  # type: ignore[union-attr]
+        )
 
 
 @dataclass(frozen=True)
 class ImageSet:
-    """Preprocessed images (N x 3 x S x S uint8) with labels and content hashes."""
+    """Preprocessed images (N x 3 x S x S uint8) with labels, content hashes and provenance."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -46,6 +96,16 @@ class ImageSet:
     phash: np.ndarray  # uint64 perceptual hash of the decoded image
     paths: list[Path]
     class_names: tuple[str, ...]
+    provenance: Provenance | None = None
+
+    def __post_init__(self) -> None:
+        if self.provenance is None:
+            object.__setattr__(self, "provenance", Provenance.single(len(self.paths)))
+
+    @property
+    def origin(self) -> Provenance:
+        assert self.provenance is not None
+        return self.provenance
 
     def subset(self, indices: np.ndarray) -> ImageSet:
         return ImageSet(
@@ -55,6 +115,7 @@ class ImageSet:
             self.phash[indices],
             [self.paths[i] for i in indices],
             self.class_names,
+            self.origin.subset(indices),
         )
 
 
@@ -100,20 +161,51 @@ def with_tumour_unknown(files: LabelledFiles, folder: Path) -> LabelledFiles:
     return LabelledFiles(files.paths + extra, labels, files.class_names)
 
 
+def files_from_mix(mix: Mix) -> LabelledFiles:
+    """Every image of every source of the mix, labelled with the mix's classes."""
+    paths: list[Path] = []
+    labels: list[int] = []
+    sources: list[int] = []
+    sequences: list[str] = []
+    groups: list[str | None] = []
+    masks: list[Path | None] = []
+    midlines: list[float] = []
+    for index, source in enumerate(mix.sources):
+        try:
+            entries = list_entries(mix, index)
+        except MixError as exc:
+            raise DataError(str(exc)) from None
+        for entry in entries:
+            paths.append(entry.path)
+            labels.append(TUMOUR_UNKNOWN if entry.label == TUMOUR else mix.classes.index(entry.label))
+            sources.append(index)
+            sequences.append(entry.sequence)
+            groups.append(entry.group)
+            masks.append(entry.mirror_mask)
+            midlines.append(source.midline)
+    provenance = Provenance(
+        np.asarray(sources, np.int64), tuple(s.name for s in mix.sources), sequences, groups, masks, midlines
+    )
+    return LabelledFiles(paths, np.asarray(labels, np.int64), mix.classes, provenance)
+
+
 def stratified_subset(files: LabelledFiles, max_images: int, seed: int) -> LabelledFiles:
-    """At most `max_images` files, each class keeping its share (at least one image each)."""
+    """At most `max_images` files, each class of each source keeping its share (at least one each)."""
     if max_images >= len(files.paths):
         return files
     rng = np.random.default_rng(seed)
     chosen: list[np.ndarray] = []
-    for label in np.unique(files.labels):
-        members = np.flatnonzero(files.labels == label)
+    strata = files.provenance.sources * 1000 + files.labels  # type: ignore[union-attr]
+    for stratum in np.unique(strata):
+        members = np.flatnonzero(strata == stratum)
         take = max(1, round(max_images * len(members) / len(files.paths)))
         chosen.append(rng.choice(members, size=min(take, len(members)), replace=False))
     return files.subset(np.sort(np.concatenate(chosen)))
 
 
-def _read_one(path: Path, config: PreprocessConfig) -> tuple[np.ndarray | None, str, int, str]:
+def _read_one(
+    path: Path, config: PreprocessConfig, mirror_mask: Path | None = None, midline: float = 0.0
+) -> tuple[np.ndarray | None, str, int, str]:
     try:
         data = read_input(path)
     except (OSError, ImageError) as exc:
@@ -122,7 +214,10 @@ def _read_one(path: Path, config: PreprocessConfig) -> tuple[np.ndarray | None, 
     digest = hashlib.sha256(data).hexdigest()
     try:
         decoded = decode_image(data, config.channel_order)
-    except ImageError as exc:
+        if mirror_mask is not None:
+            decoded = build_mirrored(decoded, mirror_mask, midline)
+            digest = hashlib.sha256(data + b"#mirrored").hexdigest()  # not the source file's twin
+    except (ImageError, MixError) as exc:
         return None, digest, 0, f"{path}: {exc}"
     return resize_chw(decoded, config), digest, perceptual_hash(decoded), ""
 
@@ -141,7 +236,12 @@ def load_images(
         Progress(disable=not show_progress, transient=True) as progress,
     ):
         task = progress.add_task("Loading images", total=len(files.paths))
-        results = pool.map(lambda p: _read_one(p, config), files.paths)
+        origin = files.provenance
+        assert origin is not None
+        results = pool.map(
+            lambda i: _read_one(files.paths[i], config, origin.mirror_masks[i], origin.midlines[i]),
+            range(len(files.paths)),
+        )
         for index, (image, digest, fingerprint, problem) in enumerate(results):
             hashes[index] = digest
             phash[index] = fingerprint
@@ -154,12 +254,16 @@ def load_images(
     kept = np.flatnonzero(keep)
     if len(kept) == 0:
         raise DataError("no image in the data folder could be decoded")
-    full = ImageSet(images, files.labels, hashes, phash, files.paths, files.class_names)
+    full = ImageSet(images, files.labels, hashes, phash, files.paths, files.class_names, files.provenance)
     return full.subset(kept), skipped
 
 
 def duplicate_safe_split(
-    labels: np.ndarray, groups: Sequence[Hashable], val_fraction: float, seed: int
+    labels: np.ndarray,
+    groups: Sequence[Hashable],
+    val_fraction: float,
+    seed: int,
+    strata: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stratified train/validation indices in which each group of twins stays on one side.
 
@@ -167,7 +271,8 @@ def duplicate_safe_split(
     and near twins); whole groups are assigned, class by class (a group's class is that
     of its first image), so validation never sees a training image again. Images of
     unknown tumour type (label `TUMOUR_UNKNOWN`) are one more stratum: validation gets
-    its share of them too.
+    its share of them too. `strata` (default: the labels) names the stratum of each image,
+    so a mix can stratify by source and label: validation then draws from every source.
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError("val_fraction must be between 0 and 1")
@@ -177,8 +282,9 @@ def duplicate_safe_split(
     rng = np.random.default_rng(seed)
     train: list[int] = []
     val: list[int] = []
-    for label in np.unique(labels):
-        class_groups = [g for g in members.values() if labels[g[0]] == label]
+    strata = labels if strata is None else np.asarray(strata)
+    for stratum in np.unique(strata):
+        class_groups = [g for g in members.values() if strata[g[0]] == stratum]
         order = rng.permutation(len(class_groups))
         target = val_fraction * sum(len(g) for g in class_groups)
         taken = 0

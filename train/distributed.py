@@ -4,8 +4,8 @@
 across machines with torchrun's rendezvous flags), which sets RANK, WORLD_SIZE and
 LOCAL_RANK. The rule for the recipe: the *global* batch (the recipe's batch size) and
 the learning rate stay what the recipe says, whatever N is; each rank takes
-batch_size / N images per step, from its share of one permutation of the training set
-that every rank draws identically from (seed, epoch), as DistributedSampler does.
+batch_size / N images per step, from its share of one epoch draw (train/split.py) that
+every rank makes identically from (seed, epoch), as DistributedSampler does.
 Gradients are all-reduced by DistributedDataParallel. On GPUs, batch-norm statistics are
 synchronised across ranks (SyncBatchNorm), so a step's statistics are those of the whole
 global batch, as in one process; PyTorch's SyncBatchNorm does not run on CPUs, so with
@@ -71,10 +71,9 @@ class Ranks:
             raise ValueError(f"batch size {global_batch} does not divide among {self.world} processes")
         return global_batch // self.world
 
-    def epoch_order(self, count: int, seed: int, epoch: int) -> np.ndarray:
-        """This rank's share of the epoch's permutation (padded by wrapping, as DistributedSampler)."""
-        generator = torch.Generator().manual_seed(seed * 1000 + epoch)
-        order = torch.randperm(count, generator=generator).numpy()
+    def share(self, order: np.ndarray) -> np.ndarray:
+        """This rank's share of the epoch's order (padded by wrapping, as DistributedSampler)."""
+        count = len(order)
         per_rank = -(-count // self.world)
         order = np.resize(order, per_rank * self.world)
         return order[self.rank :: self.world]

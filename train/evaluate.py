@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from brain_tumor_edge.runtime.metrics import classification_report, expected_calibration_error
-from brain_tumor_edge.train.audit import audit
-from brain_tumor_edge.train.checkpoint import load_checkpoint, resolve_checkpoint_path
-from brain_tumor_edge.train.data import load_images, scan_labelled_folder
-from brain_tumor_edge.train.plots import plot_confusion_matrix
-from brain_tumor_edge.train.trainer import predict_probabilities
+from ..runtime.metrics import classification_report, expected_calibration_error
+from .audit import audit
+from .checkpoint import load_checkpoint, resolve_checkpoint_path
+from .data import load_images, scan_labelled_folder
+from .plots import plot_confusion_matrix
+from .predict import predict_probabilities
 
 
 def evaluate_checkpoint(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from brain_tumor_edge.train.augment import AugmentConfig
+from .augment import AugmentConfig
 
 
 @dataclass(frozen=True)

@@ -70,3 +70,56 @@ def validation_scores(probabilities: np.ndarray, labels: np.ndarray, negative: i
     if (~known).any():
         scores["tumour_unknown_sensitivity"] = float(hits[~known].mean())
     return scores
+
+
+def source_scores(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    sources: np.ndarray,
+    source_names: Sequence[str],
+    sequences: Sequence[str],
+    negative: int,
+) -> dict[str, dict]:
+    """Validation figures per source and, where a source has several, per source/sequence.
+
+    For each: images; `acc`, four-class accuracy where the type is known; `sensitivity`,
+    tumours (known type or not) given a tumour class; `specificity`, negatives called
+    negative; `auroc`, how 1 - p(negative) ranks tumours above negatives; `balanced`, the
+    mean in-set rate over the label kinds present (each class, and unknown-type tumours),
+    which the best epoch is chosen on (the worst source's)."""
+    labels, sources = np.asarray(labels), np.asarray(sources)
+    sequences = np.asarray(sequences)
+    predictions = probabilities.argmax(1)
+    hits = in_set(labels, predictions, negative)
+    report: dict[str, dict] = {}
+    for index, name in enumerate(source_names):
+        in_source = sources == index
+        if not in_source.any():
+            continue
+        kinds = sorted(set(sequences[in_source]))
+        parts = [(name, in_source)]
+        if len(kinds) > 1:
+            parts += [(f"{name}/{kind}", in_source & (sequences == kind)) for kind in kinds]
+        for key, mask in parts:
+            report[key] = _scores(probabilities[mask], labels[mask], hits[mask], negative)
+    return report
+
+
+def _scores(probabilities: np.ndarray, labels: np.ndarray, hits: np.ndarray, negative: int) -> dict:
+    from ..runtime.metrics import auroc
+
+    known = labels >= 0
+    is_negative = labels == negative
+    tumour = ~is_negative
+    scores: dict = {"images": len(labels)}
+    if known.any():
+        scores["acc"] = round(float(hits[known].mean()), 5)
+    if tumour.any():
+        scores["sensitivity"] = round(float((probabilities[tumour].argmax(1) != negative).mean()), 5)
+    if is_negative.any():
+        scores["specificity"] = round(float(hits[is_negative].mean()), 5)
+    if tumour.any() and is_negative.any():
+        tumour_score = 1.0 - probabilities[:, negative]
+        scores["auroc"] = round(auroc(tumour_score[is_negative], tumour_score[tumour]), 5)
+    scores["balanced"] = round(float(np.mean([hits[labels == k].mean() for k in np.unique(labels)])), 5)
+    return scores

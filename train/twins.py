@@ -7,6 +7,8 @@ train/validation split, so validation accuracy is not inflated by seen images.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
+
 import cv2
 import numpy as np
 
@@ -46,9 +48,20 @@ def near_pairs(a: np.ndarray, b: np.ndarray | None = None, bits: int = NEAR_BITS
     return pairs
 
 
-def twin_groups(sha256: list[str], phash: np.ndarray) -> list[int]:
-    """A group id per image: images linked by equal bytes or near pHash share one (union-find)."""
-    parent = list(range(len(sha256)))
+def twin_groups(
+    sha256: list[str], phash: np.ndarray, known_groups: Sequence[Hashable | None] | None = None
+) -> list[int]:
+    """A group id per image (union-find, chains of links included): images with equal bytes
+    share one; so do images of one known group (a patient, a case); and so do near twins
+    (pHash) among images whose group is not known.
+
+    Near twins are not looked for where a source names its patients: slices of volumes
+    registered to one atlas (BraTS) look alike across patients at the same level, and
+    chains of such look-alikes would join most patients into one group.
+    """
+    count = len(sha256)
+    known = list(known_groups) if known_groups is not None else [None] * count
+    parent = list(range(count))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -62,6 +75,11 @@ def twin_groups(sha256: list[str], phash: np.ndarray) -> list[int]:
     first_with: dict[str, int] = {}
     for index, digest in enumerate(sha256):
         join(index, first_with.setdefault(digest, index))
-    for i, j in near_pairs(phash):
-        join(i, j)
-    return [root(i) for i in range(len(sha256))]
+    first_of: dict[Hashable, int] = {}
+    for index, key in enumerate(known):
+        if key is not None:
+            join(index, first_of.setdefault(key, index))
+    ungrouped = np.flatnonzero([key is None for key in known])
+    for i, j in near_pairs(np.asarray(phash)[ungrouped]):
+        join(int(ungrouped[i]), int(ungrouped[j]))
+    return [root(i) for i in range(count)]

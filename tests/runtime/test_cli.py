@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from brain_tumor_edge.runtime.cli import app
+from brain_tumor_edge.runtime.csv_report import csv_columns
 from brain_tumor_edge.runtime.model import Classifier, default_model_path
-from brain_tumor_edge.runtime.report import csv_columns
 from tests.conftest import sample_files
 
 runner = CliRunner()

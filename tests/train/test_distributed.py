@@ -48,19 +48,21 @@ def test_two_process_training_matches_one_model(tmp_path: Path):
     assert len((out / "history.csv").read_text().strip().splitlines()) == 1 + 2
     assert result.stdout.count("best epoch") == 1
     assert sorted(p.name for p in out.iterdir()) == [
-        "confusion_matrix.png", "curves.png", "history.csv", "metrics.json", "model.pt",
+        "confusion_matrix.png", "curves.png", "history.csv", "history_sources.jsonl", "metrics.json",
+        "model.pt",
     ]  # fmt: skip
 
     # The validation figures recompute from the saved checkpoint.
     from brain_tumor_edge.runtime.metrics import classification_report
     from brain_tumor_edge.train.checkpoint import load_checkpoint
-    from brain_tumor_edge.train.trainer import load_split, predict_probabilities
+    from brain_tumor_edge.train.predict import predict_probabilities
+    from brain_tumor_edge.train.split import SplitConfig, load_split, recorded_mix
 
     checkpoint = load_checkpoint(out)
     recorded = checkpoint.train_config
-    _, _, val_set, _ = load_split(
-        data, checkpoint.preprocess, recorded["val_fraction"], recorded["seed"], recorded["max_images"]
-    )
+    val_set = load_split(
+        recorded_mix(recorded), checkpoint.preprocess, SplitConfig.from_record(recorded["split"])
+    ).validation
     probabilities = predict_probabilities(
         checkpoint.build_model(), val_set.images, checkpoint.preprocess, checkpoint.temperature
     )

@@ -70,3 +70,54 @@ def test_evaluate_report_puts_misclassified_images_first(tmp_path: Path):
     assert f"{samples_the_bundled_model_gets_right()} of {len(sample_files()) + 1} correct" in result.output
     page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
     assert '"truth": "notumor"' in page and "really-a-glioma.jpg" in page
+
+
+def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(
+    labelled, tmp_path: Path, monkeypatch
+):
+    """Stopped after epoch 1 of 3 (Ctrl-C), `bt-train --resume RUN` ends where a run that
+    was never stopped ends: the same weights, the same history."""
+    torch = pytest.importorskip("torch")
+    from brain_tumor_edge.train import trainer
+
+    args = ["--data", str(labelled.training), "--arch", "compact", "--epochs", "3", "--max-images", "160",
+            "--seed", "9", "--quiet"]  # fmt: skip
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    assert runner.invoke(train_app, [*args, "--out", str(whole)]).exit_code == 0
+    assert not (whole / "last.pt").exists()  # a finished run leaves nothing to resume
+
+    one_epoch = trainer._train_one_epoch
+
+    def stop_at_epoch_two(*positional, **keywords):
+        if positional[6] == 2:
+            raise KeyboardInterrupt
+        return one_epoch(*positional, **keywords)
+
+    monkeypatch.setattr(trainer, "_train_one_epoch", stop_at_epoch_two)
+    result = runner.invoke(train_app, [*args, "--out", str(stopped)])
+    assert result.exit_code == 130 and (stopped / "last.pt").exists()
+    monkeypatch.setattr(trainer, "_train_one_epoch", one_epoch)
+    refused = runner.invoke(train_app, ["--resume", str(stopped), "--epochs", "5"])
+    assert refused.exit_code == 2 and "its own settings" in refused.output
+    resumed = runner.invoke(train_app, ["--resume", str(stopped)])
+    assert resumed.exit_code == 0, resumed.output
+
+    def weights(run: Path) -> dict:
+        return torch.load(run / "model.pt", weights_only=True)["state_dict"]
+
+    a, b = weights(whole), weights(stopped)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    timing = {"epoch_seconds", "train_images_per_second"}
+    rows = [
+        [
+            {k: v for k, v in row.items() if k not in timing}
+            for row in csv.DictReader((run / "history.csv").open())
+        ]
+        for run in (whole, stopped)
+    ]
+    assert rows[0] == rows[1] and len(rows[0]) == 3
+
+
+def test_resume_without_a_resume_state_says_so(tmp_path: Path):
+    result = runner.invoke(train_app, ["--resume", str(tmp_path)])
+    assert result.exit_code == 2 and "nothing to resume" in result.output

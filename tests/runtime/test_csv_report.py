@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from brain_tumor_edge.runtime.classify import ImageResult
-from brain_tumor_edge.runtime.report import CsvReport, csv_columns, partial_path, spreadsheet_safe
+from brain_tumor_edge.runtime.csv_report import CsvReport, csv_columns, partial_path, spreadsheet_safe
 
 CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
 
@@ -54,7 +54,7 @@ def test_review_reasons_and_out_of_scope_rows(tmp_path):
     ]
     assert rows[3]["confidence"] == "" and rows[3]["p_glioma"] == "0.900000"
     assert (report.flagged, report.out_of_scope, report.failed, report.rows) == (3, 1, 1, 5)
-    assert (report.low_confidence, report.not_ruled_out) == (1, 1)
+    assert (report.kinds["low_confidence"], report.kinds["not_ruled_out"]) == (1, 1)
     assert report.predicted == {"meningioma": 2, "notumor": 1}
 
 

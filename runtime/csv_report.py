@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from brain_tumor_edge.runtime.classify import ImageResult
-from brain_tumor_edge.runtime.scope import LOW_CONFIDENCE, NOT_RULED_OUT, OUT_OF_SCOPE
+from .classify import ImageResult
+from .errors import BrainTumorEdgeError
+from .reasons import KINDS, kinds_in
 
 # Spreadsheets run a cell that starts with one of these as a formula.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -22,7 +23,7 @@ def _file_of(cell: str) -> str:
     return base if hash_sign and frame.isdigit() else cell
 
 
-class ReportError(ValueError):
+class ReportError(BrainTumorEdgeError, ValueError):
     """An existing partial CSV cannot be resumed."""
 
 
@@ -81,9 +82,8 @@ class CsvReport:
         self.rows = 0
         self.failed = 0
         self.flagged = 0  # a review reason, out of scope or not
-        self.out_of_scope = 0
-        self.low_confidence = 0
-        self.not_ruled_out = 0
+        self.out_of_scope = 0  # rows with any out-of-scope reason (no class given)
+        self.kinds: Counter = Counter()  # rows with each kind of reason (runtime/reasons.py)
         self.predicted: Counter[str] = Counter()  # rows per predicted class
         self.kept = 0  # rows kept from an interrupted run
         self._handle = None
@@ -105,9 +105,9 @@ class CsvReport:
         self.rows += 1
         self.failed += bool(error)
         self.flagged += bool(review)
-        self.out_of_scope += OUT_OF_SCOPE in review
-        self.low_confidence += LOW_CONFIDENCE in review
-        self.not_ruled_out += NOT_RULED_OUT in review
+        kinds = kinds_in(review)
+        self.kinds.update(kinds)
+        self.out_of_scope += any(kind.out_of_scope and kind.name in kinds for kind in KINDS)
         if prediction:
             self.predicted[prediction] += 1
 

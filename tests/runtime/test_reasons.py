@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from brain_tumor_edge.runtime.cli import app
-from brain_tumor_edge.runtime.scope import (
+from brain_tumor_edge.runtime.reasons import (
     MR_SOP_CLASSES,
     OUT_OF_SCOPE,
     InputRules,

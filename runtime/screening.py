@@ -25,8 +25,8 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
-from brain_tumor_edge.runtime.api import ImageResult, Settings, classify_folder
-from brain_tumor_edge.runtime.model import Classifier
+from .api import ImageResult, Settings, classify_folder
+from .model import Classifier
 
 NEGATIVE = "notumor"  # for models whose metadata names no negative class (no rule-out level)
 # A slice "shows the tumour" from this many expert-mask pixels (as the data's README says).

@@ -1,5 +1,11 @@
 """When a row needs a person's eye, and why: the `review` column's reasons, in one place.
 
+Every reason is text (its public form, in the CSV and on the page) made here, and read
+back here: `kind_of` names the `ReasonKind` of any reason text, so the CSV's counts, a
+resumed CSV, the Ray path, the review page, screening and the benchmarks all ask this
+module what a reason means instead of matching strings of their own. A new kind of
+reason is one more `ReasonKind` in `KINDS` (and an option in the page's filter).
+
 Two kinds of reason. "out of scope: ..." means the input is not a brain MR slice of the
 kind the model was trained on, so no class is given: cheap checks on the input itself
 (below, each with its threshold) and the model's own scope score (export/scope.py).
@@ -19,10 +25,46 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-OUT_OF_SCOPE = "out of scope: "
-LOW_CONFIDENCE = "low confidence"
-NOT_RULED_OUT = "tumour not ruled out"
 SEPARATOR = "; "
+
+
+@dataclass(frozen=True)
+class ReasonKind:
+    name: str  # a key for counts and the page's filter
+    prefix: str  # every reason of this kind starts with it
+    out_of_scope: bool  # no class is given for such a row
+    summary: str  # how the run's summary counts such rows ("3 low confidence")
+
+
+OUT_OF_SCOPE = "out of scope: "
+SCOPE_SCORE = ReasonKind(
+    "scope_score", OUT_OF_SCOPE + "unlike the training images", True, "unlike the training images"
+)
+INPUT_CHECK = ReasonKind("input_check", OUT_OF_SCOPE, True, "out of scope")
+LOW_CONFIDENCE_KIND = ReasonKind("low_confidence", "low confidence", False, "low confidence")
+NOT_RULED_OUT_KIND = ReasonKind("not_ruled_out", "tumour not ruled out", False, "with a tumour not ruled out")
+VOLUME_NOTE = ReasonKind("volume_note", "volume: ", False, "with a volume note")
+# Most specific prefix first: kind_of takes the first that matches.
+KINDS = (SCOPE_SCORE, INPUT_CHECK, LOW_CONFIDENCE_KIND, NOT_RULED_OUT_KIND, VOLUME_NOTE)
+OTHER = ReasonKind("other", "", False, "with another review reason")
+LOW_CONFIDENCE = LOW_CONFIDENCE_KIND.prefix
+NOT_RULED_OUT = NOT_RULED_OUT_KIND.prefix
+
+
+def kind_of(reason: str) -> ReasonKind:
+    """The kind of one reason text (OTHER for text no kind here made, e.g. a newer version's)."""
+    return next((kind for kind in KINDS if reason.startswith(kind.prefix)), OTHER)
+
+
+def split_review(review: str) -> list[str]:
+    """The reasons of a `review` cell."""
+    return [reason for reason in review.split(SEPARATOR) if reason]
+
+
+def kinds_in(review: str) -> set[str]:
+    """The kind names in a `review` cell."""
+    return {kind_of(reason).name for reason in split_review(review)}
+
 
 # DICOM SOP classes that hold MR images (PS3.4 B.5): MR, Enhanced MR, Enhanced MR Colour,
 # Legacy Converted Enhanced MR.
@@ -110,4 +152,4 @@ def rule_out_reason(prediction: str, probability: float, rule_out: tuple[str, fl
 
 
 def is_out_of_scope(reasons: list[str] | tuple[str, ...]) -> bool:
-    return any(reason.startswith(OUT_OF_SCOPE) for reason in reasons)
+    return any(kind_of(reason).out_of_scope for reason in reasons)
