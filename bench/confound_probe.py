@@ -22,11 +22,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from model_report import auroc  # bench/ sibling
 
 from brain_tumor_edge.runtime.files import FolderWalk
+from brain_tumor_edge.runtime.metrics import auroc
+from brain_tumor_edge.train.mix import DEFAULT_NEGATIVE
 
-NEGATIVE = "notumor"
+NEGATIVE = DEFAULT_NEGATIVE  # the Kaggle folders' "no tumour" class
 FEATURES = [
     *(f"p{p}" for p in (1, 5, 25, 50, 75, 95, 99)),
     "mean", "std", "background share", "border mean", "border std", "background noise",

@@ -9,9 +9,15 @@
   tumours called notumor with and without it.
 - External tumour-positive slices: missed (`notumor`, no review reason), detected (a
   tumour class, no out-of-scope reason), flagged (train/external.py).
-- A patient collection with expert masks (`--slices`, e.g. external/lgg), per sequence:
-  the same on slices that show the tumour (>= 300 mask pixels), and on tumour-free
-  slices the share given a tumour class with no review reason.
+- Slice sets with a manifest (`--slices`, repeatable: external/lgg, extra/brats,
+  extra/feltrin-44; with `--checkpoint`, the sets it trained on are cut to their
+  validation patients or groups), per sequence: missed and detected on slices that show
+  a tumour, tumour-free slices given a tumour class with no review reason, AUROC of
+  1 - p(notumor), the brain area's own AUROC and the AUROC within brain-area bins, and
+  the pointing game where masks exist (bench/slice_sets.py).
+- NIfTI volumes (`--volumes`, repeatable: extra/brats-volumes, external/elderly-volumes),
+  per sequence: the same slice figures (healthy volumes: brain levels only), and the
+  series verdicts.
 - With `--train` (and `--tumour-unknown`): the anatomy-free style probe
   (bench/confound_probe.py), cross-validated on the training mix with and without the
   tumour-unknown images: how much of the source shortcut the network could still take.
@@ -19,8 +25,9 @@
     python bench/model_report.py --model runtime/models/default.int8.onnx \
         --testing ../shared/data/brain-tumor-mri/Testing \
         --external ../shared/data/external/tumour-positive --slices ../shared/data/external/lgg \
-        --train ../shared/data/brain-tumor-mri/Training \
-        --tumour-unknown ../shared/data/extra/br35h-tumour --json bench/model_report.json
+        --slices ../shared/data/extra/brats --slices ../shared/data/extra/feltrin-44 \
+        --checkpoint runtime/models/default.pt --volumes ../shared/data/extra/brats-volumes \
+        --volumes ../shared/data/external/elderly-volumes --json bench/model_report.json
 """
 
 from __future__ import annotations
@@ -31,50 +38,38 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from slice_sets import slice_set_figures, validation_paths, volume_figures
 
 from brain_tumor_edge.runtime.api import Settings, classify_folder, load_model
 from brain_tumor_edge.runtime.files import FolderWalk
-from brain_tumor_edge.runtime.reasons import NOT_RULED_OUT, OUT_OF_SCOPE, SEPARATOR
+from brain_tumor_edge.runtime.metrics import auroc
+from brain_tumor_edge.runtime.reasons import (
+    INPUT_CHECK,
+    NOT_RULED_OUT_KIND,
+    SCOPE_SCORE,
+    kind_of,
+    split_review,
+)
 from brain_tumor_edge.runtime.screening import (
     describe,
-    describe_slices,
     negative_class,
     screen_folder,
-    screen_slices,
 )
 
 NO_CONFIDENCE_FLAG = Settings(min_confidence=None)
 
 
-def auroc(in_scope: np.ndarray, out_of_scope: np.ndarray) -> float:
-    """P(score of an out-of-scope input > score of an in-scope one), ties half (Mann-Whitney)."""
-    if len(in_scope) == 0 or len(out_of_scope) == 0:
-        return float("nan")
-    scores = np.concatenate([in_scope, out_of_scope])
-    order = scores.argsort(kind="mergesort")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    for value in np.unique(scores):  # average ranks of ties
-        tied = scores == value
-        ranks[tied] = ranks[tied].mean()
-    rank_sum = ranks[len(in_scope) :].sum()
-    n_out = len(out_of_scope)
-    return float((rank_sum - n_out * (n_out + 1) / 2) / (len(in_scope) * n_out))
-
-
 def _rows(folder: Path, model) -> list[dict]:
     rows = []
     for result in classify_folder(folder, model, NO_CONFIDENCE_FLAG):
-        reasons = [r for r in result.review.split(SEPARATOR) if r]
+        kinds = {kind_of(reason) for reason in split_review(result.review)}
         rows.append(
             {
                 "path": result.name,
                 "error": result.error,
-                "input_check": any(
-                    r.startswith(OUT_OF_SCOPE) and "unlike the training" not in r for r in reasons
-                ),
-                "scope_flag": any("unlike the training" in r for r in reasons),
-                "not_ruled_out": any(r.startswith(NOT_RULED_OUT) for r in reasons),
+                "input_check": INPUT_CHECK in kinds,
+                "scope_flag": SCOPE_SCORE in kinds,
+                "not_ruled_out": NOT_RULED_OUT_KIND in kinds,
                 "scope": result.scope,
                 "msp": None if result.probabilities is None else float(result.probabilities.max()),
                 "prediction": None if result.probabilities is None else int(result.probabilities.argmax()),
@@ -143,6 +138,35 @@ def out_of_scope_figures(folder: Path, model, testing_rows: list[dict]) -> dict:
     }
 
 
+def describe_sequences(figures: dict) -> list[str]:
+    lines = []
+    for sequence, part in figures["sequences"].items():
+        tumour, free = part["tumour_slices"], part["tumour_free_slices"]
+        text = (
+            f"{sequence}: {tumour['images']} tumour slices, missed {tumour.get('missed_rate', 0):.1%}, "
+            f"detected {tumour.get('detected_rate', 0):.1%}; {free['images']} tumour-free, tumour class "
+            f"with no reason {free.get('false_alarm_rate', 0):.1%}"
+        )
+        if "auroc" in part:
+            text += (
+                f"; AUROC {part['auroc']:.3f}, area-matched {part['area_matched_auroc']:.3f} "
+                f"(area alone {part['brain_area_auroc']:.3f})"
+            )
+        if part.get("pointing_game", {}).get("map") is not None:
+            game = part["pointing_game"]
+            text += f"; pointing game {game['map']:.1%} of {game['scored']} (centre {game['centre']:.1%})"
+        if "series" in part:
+            v = part["series"]
+            text += (
+                f"; series: tumour volumes 'tumour likely' {v['tumour_volumes_called_tumour_likely']}"
+                f"/{v['tumour_volumes']}, healthy 'no tumour found' {v['healthy_volumes_no_tumour_found']}"
+                f"/{v['healthy_volumes']} (review {v['healthy_volumes_review']}, tumour likely "
+                f"{v['healthy_volumes_tumour_likely']})"
+            )
+        lines.append(text)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -150,7 +174,22 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="default: the bundled model")
     parser.add_argument("--testing", type=Path, required=True)
     parser.add_argument("--external", type=Path, default=None, help="tumour-positive folder")
-    parser.add_argument("--slices", type=Path, default=None, help="folder with manifest.csv (external/lgg)")
+    parser.add_argument(
+        "--slices",
+        type=Path,
+        action="append",
+        default=[],
+        help="a slice set: a folder with manifest.csv (repeatable; bench/slice_sets.py)",
+    )
+    parser.add_argument(
+        "--volumes", type=Path, action="append", default=[], help="a folder of NIfTI volumes (repeatable)"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="cut slice sets this checkpoint trained on to its validation patients or groups",
+    )
     parser.add_argument("--train", type=Path, default=None, help="Training folder, for the style probe")
     parser.add_argument("--tumour-unknown", type=Path, default=None, help="for the style probe's mix")
     parser.add_argument(
@@ -176,8 +215,16 @@ def main() -> None:
         report["out_of_scope"] = out_of_scope_figures(folder, model, testing_rows)
     if args.external:
         report["external"] = screen_folder(model, args.external, positive=True)
-    if args.slices:
-        report["slices"], _ = screen_slices(model, args.slices)
+    validation = validation_paths(args.checkpoint) if args.checkpoint else None
+    report["slice_sets"] = {}
+    for folder in args.slices:
+        trained_on = validation is not None and any(
+            Path(p).is_relative_to(folder.resolve()) for p in validation
+        )
+        report["slice_sets"][str(folder)] = slice_set_figures(
+            model, folder, validation if trained_on else None
+        )
+    report["volumes"] = {str(folder): volume_figures(model, folder) for folder in args.volumes}
     if args.train:
         from confound_probe import probe_mix  # bench/ sibling
 
@@ -206,8 +253,9 @@ def main() -> None:
     print(f"  not flagged: {', '.join(away['not_flagged']) or 'none'}")
     if args.external:
         print("external: " + describe(report["external"]))
-    if args.slices:
-        print("\n".join(f"{args.slices.name} " + line for line in describe_slices(report["slices"])))
+    for name, figures in {**report["slice_sets"], **report["volumes"]}.items():
+        for line in describe_sequences(figures):
+            print(f"{Path(name).name}: {line}")
     if args.train:
         probe = report["style_probe"]
         print(

@@ -60,11 +60,19 @@ def export(
             "recorded in the parity report and the model's metadata.",
         ),
     ] = None,
+    series_min_run: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Consecutive tumour slices (a tumour class, no review reason) for a series verdict "
+            "'tumour likely' (runtime/series.py; carried in the model's metadata).",
+        ),
+    ] = DEFAULTS.series.min_run,
     threads: Annotated[int, typer.Option(min=1)] = DEFAULTS.threads,
     version: VersionOption = False,
 ) -> None:
     """Export a checkpoint to ONNX; the files are kept only if they pass the parity gate."""
-    missing = [m for m in ("torch", "onnx", "matplotlib") if not importlib.util.find_spec(m)]
+    missing = [m for m in ("torch", "onnx") if not importlib.util.find_spec(m)]
     if missing:
         raise fail(f"{', '.join(missing)} not installed; export needs: pip install '.[train]'")
     if quantize and calibration_images < MIN_CALIBRATION_BATCH:
@@ -88,6 +96,7 @@ def export(
         scope=DEFAULTS.scope if scope else None,
         rule_out=DEFAULTS.rule_out if rule_out else None,
         fine_maps=fine_maps,
+        series=replace(DEFAULTS.series, min_run=series_min_run),
         thresholds=(
             DEFAULTS.thresholds
             if min_agreement is None

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..runtime.series import SeriesRule
 from .parity import ParityThresholds
 from .rule_out import RuleOutConfig
 from .scope import ScopeConfig
@@ -46,4 +47,7 @@ class ExportConfig:
     # outputs are fetched, so the dense branch costs every run, not only --report (model
     # card, "Activation maps"; measured: int8 237 vs 890 img/s).
     fine_maps: bool = False
+    # The per-series verdict rule the model carries (runtime/series.py); chosen on the
+    # development volumes, not fitted (docs/volumes.md says on what and with what figures).
+    series: SeriesRule = field(default_factory=SeriesRule)
     show_progress: bool = False

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..runtime.metadata import ModelMetadata
 from ..runtime.model import Classifier
+from ..runtime.series import SeriesRule
 from ..runtime.version import __version__
 from ..train.checkpoint import (
     Checkpoint,
@@ -109,15 +110,30 @@ def fit_on_split(config: ExportConfig, checkpoint: Checkpoint, network) -> Split
         val_features = predict_logits(network, val_set.images, checkpoint.preprocess, features=True)
         fits.scope = fit_scope(train_features, train_set.labels, val_features, config.scope)
     if config.rule_out is not None:
-        rule_out = replace(config.rule_out, negative_class=checkpoint.negative_class)
         val_probs = predict_probabilities(
             network, val_set.images, checkpoint.preprocess, checkpoint.temperature
         )
-        fits.rule_out = fit_rule_out(val_probs, val_set.labels, checkpoint.class_names, rule_out)
+        fits.rule_out = fit_rule_out(
+            val_probs,
+            val_set.labels,
+            checkpoint.class_names,
+            checkpoint.negative_class,
+            config.rule_out,
+            val_set.origin.sources,
+            val_set.origin.source_names,
+        )
     return fits
 
 
-def build_metadata(checkpoint: Checkpoint, checkpoint_path: Path) -> ModelMetadata:
+SERIES_RULE_CHOSEN_ON = (
+    "chosen on the development volumes (external/elderly-volumes, extra/brats-volumes) with "
+    "bench/model_report.py; docs/volumes.md"
+)
+
+
+def build_metadata(
+    checkpoint: Checkpoint, checkpoint_path: Path, series: SeriesRule | None = None
+) -> ModelMetadata:
     return ModelMetadata(
         class_names=checkpoint.class_names,
         preprocess=checkpoint.preprocess,
@@ -129,6 +145,10 @@ def build_metadata(checkpoint: Checkpoint, checkpoint_path: Path) -> ModelMetada
         checkpoint_sha256=file_sha256(checkpoint_path),
         created=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
         tool_version=__version__,
+        negative_class=(
+            checkpoint.negative_class if checkpoint.negative_class in checkpoint.class_names else ""
+        ),
+        series={**(series or SeriesRule()).as_record(), "chosen_on": SERIES_RULE_CHOSEN_ON},
     )
 
 
@@ -198,7 +218,7 @@ def run_export(config: ExportConfig) -> ExportResult:
     config.out.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = load_checkpoint(checkpoint_path)
     calibration_files, check_files = _select_files(config, checkpoint)
-    metadata = build_metadata(checkpoint, checkpoint_path)
+    metadata = build_metadata(checkpoint, checkpoint_path, config.series)
     try:
         return _export_and_check(
             config, checkpoint, checkpoint_path, metadata, calibration_files, check_files

@@ -21,6 +21,8 @@ _API = (
     "classify_array",
     "classify_file",
     "classify_folder",
+    "classify_to_csv",
+    "classify_volume",
     "default_model_path",
     "load_model",
 )
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
         classify_array,
         classify_file,
         classify_folder,
+        classify_to_csv,
+        classify_volume,
         default_model_path,
         load_model,
     )

@@ -1,10 +1,11 @@
 """The Python API: the same path from file to result as `bt-classify`, without the CLI.
 
-    from brain_tumor_edge import load_model, classify_folder
+    from brain_tumor_edge import load_model, classify_folder, classify_to_csv
 
     model = load_model()  # the bundled int8 model
     for result in classify_folder("scans/", model):
         print(result.name, result.prediction, result.confidence, result.review, result.error)
+    summary = classify_to_csv("scans/", "scans.csv", model=model)  # what bt-classify does
 
 Each result has the CSV's fields: `name` (path), `prediction` and `confidence` (empty for
 failed or out-of-scope rows), `probabilities` (in `class_names` order), `review`
@@ -21,6 +22,23 @@ import numpy as np
 from .classify import Classification, ImageResult, Settings, decode_array, decode_file
 from .files import FolderWalk
 from .model import Classifier, default_model_path
+from .run import RunSummary, classify_to_csv
+from .series import SeriesCollector, SeriesRule, SeriesSummary
+
+__all__ = [
+    "Classifier",
+    "ImageResult",
+    "RunSummary",
+    "SeriesSummary",
+    "Settings",
+    "classify_array",
+    "classify_file",
+    "classify_folder",
+    "classify_to_csv",
+    "classify_volume",
+    "default_model_path",
+    "load_model",
+]
 
 
 def load_model(path: str | Path | None = None, threads: int | None = None) -> Classifier:
@@ -55,7 +73,13 @@ def classify_file(
     classification = _classification(model, settings)
     preprocess = classification.classifier.metadata.preprocess
     decoded = decode_file(Path(path), preprocess, classification.settings.dicom_fields)
-    return list(classification.classify_items(decoded.items)) if decoded.items else []
+    items = list(decoded.items)  # a volume's slices: read here
+    size = classification.settings.batch_size
+    return [
+        result
+        for start in range(0, len(items), size)
+        for result in classification.classify_items(items[start : start + size])
+    ]
 
 
 def classify_folder(
@@ -69,3 +93,18 @@ def classify_folder(
     if not folder.is_dir():
         raise NotADirectoryError(f"not a folder: {folder}")
     return _classification(model, settings).run(FolderWalk(folder, recursive))
+
+
+def classify_volume(
+    path: str | Path, model: Classifier | None = None, settings: Settings | None = None
+) -> list[SeriesSummary]:
+    """A verdict per series (runtime/series.py): for a NIfTI file, its one volume; for a
+    folder, each NIfTI file and each DICOM series in it (grouped by SeriesInstanceUID)."""
+    path = Path(path)
+    classification = _classification(model, settings)
+    metadata = classification.classifier.metadata
+    collector = SeriesCollector(metadata.negative or "notumor", SeriesRule.from_metadata(metadata.series))
+    results = classification.run(FolderWalk(path) if path.is_dir() else [path])
+    for result in results:
+        collector.add(result)
+    return collector.summaries()

@@ -25,7 +25,7 @@ from .dicom import (
     looks_like_dicom,
     read_dicom,
 )
-from .errors import ImageError
+from .errors import ImageError, MissingExtraError
 from .files import read_head, read_input
 from .model import Classifier
 from .outputs import ModelOutput
@@ -38,6 +38,7 @@ from .reasons import (
     rule_out_reason,
     scope_reason,
 )
+from .series import SlicePlace
 from .volumes import Volume, is_nifti
 
 
@@ -54,6 +55,7 @@ class ImageResult:
     cam: np.ndarray | None = None  # classes x h x w activation maps, where the model has them
     class_names: tuple[str, ...] = ()
     image: np.ndarray | None = None  # the 3 x S x S network input (for the review page)
+    place: SlicePlace | None = None  # its series and position there (volumes, DICOM series)
 
     @property
     def out_of_scope(self) -> bool:
@@ -86,6 +88,7 @@ class Item:
     error: str = ""
     fields: dict[str, str] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
+    place: SlicePlace | None = None
 
 
 @dataclass(frozen=True)
@@ -125,9 +128,9 @@ def _volume_items(path: Path, config: PreprocessConfig) -> Iterator[Item]:
         for index, grey in volume.slices(info.window):
             rgb = np.repeat(grey[:, :, None], 3, axis=2)
             done = index
-            yield Item(
-                f"{name}#z={index}", resize_chw(rgb, config), reasons=info.reasons + tuple(image_reasons(rgb))
-            )
+            reasons = info.reasons + tuple(image_reasons(rgb))
+            place = SlicePlace(name, "axial", float(index))
+            yield Item(f"{name}#z={index}", resize_chw(rgb, config), reasons=reasons, place=place)
     except Exception as exc:  # a truncated or corrupt volume: the rows so far stand
         yield Item(f"{name}#z={done + 1}", None, f"volume read failed at slice {done + 1} ({_short(exc)})")
 
@@ -152,7 +155,7 @@ def _decode(path: Path, config: PreprocessConfig, dicom_fields: tuple[str, ...])
         label = name if len(dicom.frames) == 1 else f"{name}#{index}"
         rgb = np.repeat(frame[:, :, None], 3, axis=2)
         reasons = tuple(dicom.reasons) + tuple(image_reasons(rgb))
-        items.append(Item(label, resize_chw(rgb, config), "", dicom.fields, reasons))
+        items.append(Item(label, resize_chw(rgb, config), "", dicom.fields, reasons, dicom.place))
     return Decoded(items)
 
 
@@ -164,7 +167,7 @@ def decode_file(path: Path, config: PreprocessConfig, dicom_fields: tuple[str, .
     """
     try:
         return _decode(path, config, dicom_fields)
-    except ImageError as exc:
+    except (ImageError, MissingExtraError) as exc:
         return Decoded([Item(str(path), None, str(exc))])
     except OSError as exc:
         return Decoded([Item(str(path), None, _unreadable(path, exc))])
@@ -246,7 +249,14 @@ class Classification:
         rule_out = self.classifier.metadata.rule_out_level
         for index, item in enumerate(items):
             if index not in outputs:
-                yield ImageResult(item.name, None, item.error or model_error, item.fields, class_names=names)
+                yield ImageResult(
+                    item.name,
+                    None,
+                    item.error or model_error,
+                    item.fields,
+                    class_names=names,
+                    place=item.place,
+                )
                 continue
             output = outputs[index]
             reasons = list(item.reasons)
@@ -268,4 +278,5 @@ class Classification:
                 output.cam,
                 names,
                 item.image,
+                item.place,
             )

@@ -53,6 +53,13 @@ def classify(
             help="Also write DIR/index.html: every row with its image and heatmap, doubtful rows first.",
         ),
     ] = None,
+    series_csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--series-csv",
+            help="Also write one row per NIfTI volume or DICOM series, with a verdict (docs/volumes.md).",
+        ),
+    ] = None,
     ray: Annotated[
         bool, typer.Option("--ray", help="Run on a Ray cluster (pip install '.[cluster]'); same CSV.")
     ] = False,
@@ -84,6 +91,7 @@ def classify(
             overwrite=overwrite,
             resume=resume,
             report_dir=report_dir,
+            series_csv=series_csv,
             ray=ray,
             ray_address=ray_address,
             show_progress=not quiet and sys.stderr.isatty(),

@@ -43,9 +43,10 @@ def sort_key(name: str) -> str:
     component tuples; NUL sorts below any character a name can hold.
     """
     base, hash_sign, frame = name.rpartition("#")
-    if not (hash_sign and frame.isdigit()):
-        base, frame = name, "0"
-    return "\x00".join(Path(base).parts) + f"\x01{int(frame):09d}"
+    number = frame.removeprefix("z=")  # a DICOM frame "#N" or a volume's slice "#z=K"
+    if not (hash_sign and number.isdigit()):
+        base, number = name, "0"
+    return "\x00".join(Path(base).parts) + f"\x01{int(number):09d}"
 
 
 @dataclass(frozen=True)

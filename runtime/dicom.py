@@ -15,6 +15,7 @@ import numpy as np
 
 from .errors import ImageError
 from .image_header import MAX_PIXELS
+from .series import SlicePlace
 
 PREAMBLE_LENGTH = 132
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
@@ -63,6 +64,41 @@ class DicomImage:
     frames: list[np.ndarray]  # HxW uint8 each
     fields: dict[str, str] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)  # out-of-scope reasons from the header
+    # The series this object belongs to and where it lies in it (runtime/series.py);
+    # None without a SeriesInstanceUID.
+    place: SlicePlace | None = None
+
+
+def plane_of(orientation: list[float]) -> str:
+    """axial, coronal or sagittal from ImageOrientationPatient (row and column cosines):
+    the patient axis the slice normal lies closest to; "" when not given."""
+    if len(orientation) != 6:
+        return ""
+    normal = np.cross(np.asarray(orientation[:3], float), np.asarray(orientation[3:], float))
+    return ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(normal)))]
+
+
+def _numbers(dataset, name: str) -> list[float]:
+    try:
+        value = dataset.get(name)
+        return [float(v) for v in value] if value is not None else []
+    except Exception:  # malformed: treat as absent
+        return []
+
+
+def slice_place(dataset) -> SlicePlace | None:
+    """Series UID, plane and position (ImagePositionPatient along the normal, else InstanceNumber)."""
+    uid = _text(dataset, "SeriesInstanceUID")
+    if not uid:
+        return None
+    orientation = _numbers(dataset, "ImageOrientationPatient")
+    position = _numbers(dataset, "ImagePositionPatient")
+    if len(orientation) == 6 and len(position) == 3:
+        normal = np.cross(np.asarray(orientation[:3]), np.asarray(orientation[3:]))
+        where = float(np.dot(normal, np.asarray(position)))
+    else:
+        where = float(_number(dataset, "InstanceNumber", 0))
+    return SlicePlace(uid, plane_of(orientation), where)
 
 
 def _pydicom():
@@ -163,7 +199,10 @@ def _to_uint8(frame: np.ndarray, dataset) -> np.ndarray:
         # DICOM PS3.3 C.11.2.1.2, linear: centre c, width w map [c - w/2, c + w/2] to [0, 1].
         centre = _first(dataset.WindowCenter)
         width = max(_first(dataset.WindowWidth), 1.0)
-        unit = np.clip((values - (centre - 0.5)) / (width - 1 if width > 1 else 1) + 0.5, 0.0, 1.0)
+        if width <= 1.0:  # the standard's own case: a threshold at c - 0.5
+            unit = (values > centre - 0.5).astype(np.float64)
+        else:
+            unit = np.clip((values - (centre - 0.5)) / (width - 1) + 0.5, 0.0, 1.0)
     else:
         unit = _min_max(values)
     image = np.round(unit * 255.0).astype(np.uint8)
@@ -212,4 +251,4 @@ def read_dicom(data: bytes, fields: tuple[str, ...] = ()) -> DicomImage:
         pixels = pixels.astype(np.float32).mean(axis=-1)
     frames = [_to_uint8(frame, dataset) for frame in pixels]
     kept = {name: _text(dataset, name) for name in fields}
-    return DicomImage(frames, kept, reasons)
+    return DicomImage(frames, kept, reasons, slice_place(dataset) if frame_count == 1 else None)

@@ -37,10 +37,55 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """The largest page's (width, height) over a TIFF's image file directories (at most 64)."""
+    order = "<" if data[:2] == b"II" else ">"
+    offset = struct.unpack(order + "I", data[4:8])[0]
+    best: tuple[int, int] | None = None
+    for _ in range(64):
+        if offset == 0 or offset + 2 > len(data):
+            break
+        (count,) = struct.unpack(order + "H", data[offset : offset + 2])
+        size = {}
+        for entry in range(count):
+            start = offset + 2 + 12 * entry
+            if start + 12 > len(data):
+                break
+            tag, kind = struct.unpack(order + "HH", data[start : start + 4])
+            if tag in (256, 257):  # ImageWidth, ImageLength: SHORT (3) or LONG (4)
+                fmt = "H" if kind == 3 else "I"
+                size[tag] = struct.unpack(order + fmt, data[start + 8 : start + 8 + struct.calcsize(fmt)])[0]
+        if 256 in size and 257 in size and (best is None or size[256] * size[257] > best[0] * best[1]):
+            best = (size[256], size[257])
+        end = offset + 2 + 12 * count
+        if end + 4 > len(data):
+            break
+        offset = struct.unpack(order + "I", data[end : end + 4])[0]
+    return best
+
+
+def _pnm_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PBM/PGM/PPM header (comments allowed)."""
+    fields: list[int] = []
+    for line in data[2:4096].split(b"\n"):
+        for token in line.split(b"#", 1)[0].split():
+            if not token.isdigit():
+                return None
+            fields.append(int(token))
+            if len(fields) == 2:
+                return fields[0], fields[1]
+    return None
+
+
 def image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the header of JPEG, PNG, BMP, GIF or WebP bytes; None if unknown."""
+    """(width, height) from the header of JPEG, PNG, BMP, GIF, WebP, TIFF (the largest page)
+    or PNM bytes; None if unknown."""
     if data[:2] == b"\xff\xd8":
         return _jpeg_size(data)
+    if data[:4] in (b"II*\x00", b"MM\x00*") and len(data) >= 8:
+        return _tiff_size(data)
+    if data[:1] == b"P" and data[1:2] in b"123456" and data[2:3].isspace():
+        return _pnm_size(data)
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
     if data[:2] == b"BM" and len(data) >= 26:

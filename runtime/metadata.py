@@ -38,6 +38,17 @@ class ModelMetadata:
     # Parity thresholds a user changed at export (`bt-export --min-agreement`), with the
     # defaults they replaced; empty when the model passed the standard gate.
     parity_override: dict = field(default_factory=dict)
+    # The class that means "no tumour" (from the checkpoint; export/pipeline.py). Older
+    # models lack the key: their rule-out record names it.
+    negative_class: str = ""
+    # The per-series verdict rule (runtime/series.py) and what it was chosen on; empty:
+    # the rule's defaults.
+    series: dict = field(default_factory=dict)
+
+    @property
+    def negative(self) -> str | None:
+        """The "no tumour" class, or None for a model that does not say."""
+        return self.negative_class or self.rule_out.get("class") or None
 
     @property
     def scope_limit(self) -> float | None:
@@ -65,6 +76,8 @@ class ModelMetadata:
             "scope": json.dumps(self.scope, sort_keys=True),
             "rule_out": json.dumps(self.rule_out, sort_keys=True),
             "parity_override": json.dumps(self.parity_override, sort_keys=True),
+            "negative_class": self.negative_class,
+            "series": json.dumps(self.series, sort_keys=True),
         }
         return {_PREFIX + key: value for key, value in values.items()}
 
@@ -89,6 +102,8 @@ class ModelMetadata:
                 scope=json.loads(values.get("scope") or "{}"),
                 rule_out=json.loads(values.get("rule_out") or "{}"),
                 parity_override=json.loads(values.get("parity_override") or "{}"),
+                negative_class=values.get("negative_class", ""),
+                series=json.loads(values.get("series") or "{}"),
             )
         except (ValueError, TypeError, KeyError) as exc:
             raise ModelError(f"model metadata is malformed ({exc})") from exc

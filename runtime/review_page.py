@@ -146,8 +146,13 @@ class ReviewPage:
             },
         }
         data = json.dumps({"summary": summary, "rows": self.rows, "classes": list(self.class_names)})
-        # Inside <script>, only "</" can end the element early: escape it.
-        data = data.replace("</", "<\\/")
+        # Inside <script>, "</" ends the element and "<!--" sends the parser into its
+        # escaped states (one file named "<!--<script>.jpg" would blank the page), so no
+        # "<" may appear raw: every one (and ">", "&", U+2028/9) becomes a JSON escape,
+        # which JSON.parse reads back as the same character.
+        for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                             ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):  # fmt: skip
+            data = data.replace(raw, escaped)
         confidences = [r["confidence"] for r in self.rows if r["confidence"] is not None]
         template = (
             resources.files("brain_tumor_edge.runtime").joinpath("report_assets/page.html").read_text("utf-8")

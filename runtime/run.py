@@ -30,6 +30,7 @@ from .lock import FileLock, lock_path
 from .model import Classifier, default_model_path
 from .progress import progress_bar
 from .reasons import KINDS, OTHER
+from .series import SeriesCollector, SeriesRule, SeriesSummary, write_series_csv
 
 MAX_FAILURES_SHOWN = 10
 
@@ -59,6 +60,7 @@ class RunSummary:
     seconds: float
     failures: list[str]  # the first few failed files, "  name: error"
     review_page: Path | None = None
+    series: list[SeriesSummary] = field(default_factory=list)  # with series_csv: one per series
 
     @property
     def failed(self) -> int:
@@ -120,6 +122,7 @@ def classify_to_csv(
     overwrite: bool = False,
     resume: bool = False,
     report_dir: str | Path | None = None,
+    series_csv: str | Path | None = None,
     ray: bool = False,
     ray_address: str | None = None,
     show_progress: bool = False,
@@ -128,11 +131,22 @@ def classify_to_csv(
 
     `model`: a loaded Classifier, a path, or None for the bundled model (`threads` applies
     when it is loaded here). `settings.maps` is set by `report_dir` (only the page shows them).
+    `series_csv`: also one row per NIfTI volume or DICOM series (runtime/series.py).
     """
     folder, csv = Path(folder), Path(csv)
     report_dir = None if report_dir is None else Path(report_dir)
+    series_csv = None if series_csv is None else Path(series_csv)
     settings = settings or Settings()
     _check_paths(folder, csv, overwrite, resume)
+    if series_csv is not None:
+        if resume or ray:
+            raise RunError(
+                "--series-csv needs every slice of a series in one run: not with --resume or --ray"
+            )
+        if series_csv.is_dir() or not series_csv.parent.is_dir():
+            raise RunError(f"--series-csv must name a file in an existing folder: {series_csv}")
+        if series_csv.exists() and not overwrite:
+            raise RunError(f"{series_csv} exists; pass --overwrite to replace it")
     refused = sorted(set(settings.dicom_fields) - SAFE_FIELDS)
     if refused:
         raise RunError(
@@ -159,7 +173,17 @@ def classify_to_csv(
             maps=report_dir is not None,
         )
         return _run(
-            folder, csv, classifier, settings, recursive, resume, report_dir, ray, ray_address, show_progress
+            folder,
+            csv,
+            classifier,
+            settings,
+            recursive,
+            resume,
+            report_dir,
+            series_csv,
+            ray,
+            ray_address,
+            show_progress,
         )
 
 
@@ -201,11 +225,16 @@ def _run(
     recursive: bool,
     resume: bool,
     report_dir: Path | None,
+    series_csv: Path | None,
     ray: bool,
     ray_address: str | None,
     show_progress: bool,
 ) -> RunSummary:
     """The run itself, under the CSV's lock."""
+    series = None
+    if series_csv is not None:
+        negative = classifier.metadata.negative or "notumor"
+        series = SeriesCollector(negative, SeriesRule.from_metadata(classifier.metadata.series))
     walk = FolderWalk(folder, recursive)
     total = sum(1 for _ in walk) if show_progress and not ray else None
     passed = PassedOver()
@@ -239,6 +268,8 @@ def _run(
                     report.write(result)
                     if page is not None:
                         page.add(result)
+                    if series is not None:
+                        series.add(result)
                     written(result.name, result.error)
                 passed.add(
                     {"ignored": walk.ignored, "special": walk.special, "skipped": classification.skipped}
@@ -258,6 +289,9 @@ def _run(
         reason = exc.strerror or str(exc)
         raise RunError(f"cannot write {partial_path(csv)}: {reason}; rows so far are kept there") from None
     summary = RunSummary(csv, classifier, report, passed, time.perf_counter() - started, failures)
+    if series is not None and series_csv is not None:
+        summary.series = series.summaries()
+        write_series_csv(series_csv, summary.series)
     if page is not None:
         summary.review_page = page.write(report.failed, classification.skipped)
     return summary

@@ -23,19 +23,25 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from .api import ImageResult, Settings, classify_folder
+from .metrics import auroc
 from .model import Classifier
 
 NEGATIVE = "notumor"  # for models whose metadata names no negative class (no rule-out level)
 # A slice "shows the tumour" from this many expert-mask pixels (as the data's README says).
 SHOWS_TUMOUR_PIXELS = 300
+AREA_LEVEL = 20  # grey level (of 255) above which a pixel counts as head or brain
 
 
 def negative_class(model: Classifier) -> str:
-    """The class that means "no tumour": from the model's rule-out record when it has one."""
-    return str(model.metadata.rule_out.get("class", NEGATIVE))
+    """The class that means "no tumour", as the model's metadata names it."""
+    return model.metadata.negative or NEGATIVE
 
 
 def outcome(result: ImageResult, negative: str, positive: bool) -> str:
@@ -136,3 +142,58 @@ def describe_slices(figures: dict) -> list[str]:
             f"{free['false_alarm_rate']:.1%} given a tumour class with no reason"
         )
     return lines
+
+
+def brain_area(grey: np.ndarray) -> float:
+    """The share of a slice above a fixed grey level (20 of 255): the head's (or, skull-stripped,
+    the brain's) cross-section, the cue that tells tumour-free slice levels from tumour ones."""
+    small = cv2.resize(grey, (128, 128), interpolation=cv2.INTER_AREA)
+    return float((small > AREA_LEVEL).mean())
+
+
+def area_matched_auroc(scores: np.ndarray, positive: np.ndarray, areas: np.ndarray, bins: int = 5) -> float:
+    """AUROC of `scores` within bins of equal brain area (quantiles), pooled over the pairs
+    each bin holds: how well the scores rank tumour slices above tumour-free ones of the
+    same cross-section, where the area itself tells nothing."""
+    edges = np.quantile(areas, np.linspace(0, 1, bins + 1)[1:-1])
+    which = np.searchsorted(edges, areas, side="right")
+    total, weight = 0.0, 0
+    for b in range(bins):
+        inside = which == b
+        pos, neg = scores[inside & positive], scores[inside & ~positive]
+        if len(pos) and len(neg):
+            total += auroc(neg, pos) * len(pos) * len(neg)
+            weight += len(pos) * len(neg)
+    return total / weight if weight else float("nan")
+
+
+@dataclass
+class SlicePart:
+    """The slices of one sequence of a manifest set, with their results."""
+
+    results: list[ImageResult]
+    positive: np.ndarray  # shows a tumour (or a lesion), else tumour-free
+    areas: np.ndarray
+    rows: list[dict]
+
+
+def slice_figures(part: SlicePart, negative: str) -> dict:
+    """Missed / detected on tumour slices, false alarms on tumour-free ones, AUROC of
+    1 - p(negative), the brain area's own AUROC (the slice-level trap), and the AUROC
+    within brain-area bins."""
+    results, positive = part.results, part.positive
+    usable = np.array([r.probabilities is not None for r in results])
+    figures: dict = {
+        "tumour_slices": _tally([r for r, p in zip(results, positive, strict=True) if p], negative, True),
+        "tumour_free_slices": _tally(
+            [r for r, p in zip(results, positive, strict=True) if not p], negative, False
+        ),
+    }
+    if usable.any() and positive[usable].any() and (~positive[usable]).any():
+        index = results[int(np.flatnonzero(usable)[0])].class_names.index(negative)
+        scores = np.array([1.0 - r.probabilities[index] for r, u in zip(results, usable, strict=True) if u])
+        pos, areas = positive[usable], part.areas[usable]
+        figures["auroc"] = round(auroc(scores[~pos], scores[pos]), 4)
+        figures["brain_area_auroc"] = round(auroc(areas[~pos], areas[pos]), 4)
+        figures["area_matched_auroc"] = round(area_matched_auroc(scores, pos, areas), 4)
+    return figures

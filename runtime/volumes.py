@@ -31,7 +31,7 @@ from .errors import ImageError, MissingExtraError
 from .reasons import VOLUME_NOTE
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
-SLAB = 16  # slices read at once
+SLAB = 8  # axial slices read at once: a few copies of a slab stay under one batch of slices
 PERCENTILE = 99.5
 HISTOGRAM_BINS = 4096
 FIRST_VOLUME_ONLY = VOLUME_NOTE.prefix + "a 4-D file; only its first volume was read"
@@ -83,6 +83,9 @@ class Volume:
         for canonical, direction in orientation:
             self._flip_of[int(canonical)] = bool(direction < 0)
         self.shape = tuple(int(image.shape[self._stored_of[axis]]) for axis in range(3))
+        zooms = image.header.get_zooms()
+        # Voxel size in mm along canonical x, y, z (1.0 where the header gives none).
+        self.spacing = tuple(float(zooms[self._stored_of[axis]] or 1.0) for axis in range(3))
         self.stored_axially = self._stored_of[2] == 2
         self._whole: np.ndarray | None = None
 
@@ -112,7 +115,7 @@ class Volume:
         for axis in range(3):
             if self._flip_of[axis]:
                 data = np.flip(data, axis)
-        return np.nan_to_num(data.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        return np.nan_to_num(data.astype(np.float32), copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
     def _slabs(self) -> Iterator[tuple[int, np.ndarray]]:
         for start in range(0, self.shape[2], SLAB):

@@ -38,6 +38,9 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 TUMOUR = "tumour"  # a mapped label: a tumour of unrecorded type, or a lesion that is never `negative`
+# Identifiers and labels here spell "tumour"; the package and the dataset's class names
+# ("brain_tumor_edge", "notumor") came spelled "tumor". Either spelling is read.
+SPELLINGS = {"tumor": TUMOUR}
 SKIP = "skip"  # a mapped label: leave such images out
 DEFAULT_CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
 DEFAULT_NEGATIVE = "notumor"
@@ -89,7 +92,8 @@ class Source:
         return self.mirror_masks is not None
 
     def mapped(self, label: str) -> str:
-        return self.labels.get(label, label)
+        target = self.labels.get(label, label)
+        return SPELLINGS.get(target, target)
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,7 @@ class Mix:
             raise MixError(f"source names must differ: {names}")
         if self.negative_class not in self.classes:
             raise MixError(f"negative class {self.negative_class!r} is not one of {self.classes}")
-        allowed = {*self.classes, TUMOUR, SKIP}
+        allowed = {*self.classes, TUMOUR, SKIP, *SPELLINGS}
         for source in self.sources:
             targets = set(source.labels.values()) | ({source.label} if source.label else set())
             unknown = sorted(targets - allowed)
@@ -158,6 +162,11 @@ class Mix:
         if not data.is_dir():
             raise MixError(f"data folder not found: {data}")
         classes = tuple(sorted(p.name for p in data.iterdir() if p.is_dir() and not p.name.startswith(".")))
+        if len(classes) < 2:
+            raise MixError(
+                f"{data} has no labelled images: expected one sub-folder of images per class "
+                "(at least two classes)"
+            )
         sources = [Source("data", folders=data)]
         if tumour_unknown is not None:
             sources.append(Source("tumour-unknown", folder=Path(tumour_unknown), label=TUMOUR))

@@ -30,12 +30,29 @@ class SplitConfig:
     val_fraction: float = 0.2
     seed: int = 42
     max_images: int | None = None  # a stratified subset of this many images (smoke runs)
+    # The order strata are drawn in: "source" (by source, then label), or "label" (by
+    # label, then source), which is what checkpoints from before mixes were split with.
+    strata_order: str = "source"
 
     @classmethod
     def from_record(cls, record: dict) -> SplitConfig:
         """The split a checkpoint recorded: every field must be there (no silent defaults)."""
         try:
-            return cls(record["val_fraction"], record["seed"], record["max_images"])
+            # Records made before `strata_order` existed were all split by source.
+            order = record.get("strata_order", "source")
+            return cls(record["val_fraction"], record["seed"], record["max_images"], order)
+        except KeyError as exc:
+            raise DataError(f"the checkpoint does not record its split ({exc.args[0]} missing)") from None
+
+    @classmethod
+    def from_train_record(cls, train_config: dict) -> SplitConfig:
+        """A checkpoint's split: its record, or for a checkpoint from before mixes (which
+        recorded loose keys) the split it was made with."""
+        if "split" in train_config:
+            return cls.from_record(train_config["split"])
+        try:
+            recorded = (train_config["val_fraction"], train_config["seed"], train_config.get("max_images"))
+            return cls(*recorded, strata_order="label")
         except KeyError as exc:
             raise DataError(f"the checkpoint does not record its split ({exc.args[0]} missing)") from None
 
@@ -68,7 +85,10 @@ def load_split(
     dataset, skipped = load_images(files, preprocess, threads, show_progress)
     origin = dataset.origin
     groups = twin_groups(dataset.hashes, dataset.phash, origin.groups)
-    strata = origin.sources * 1000 + dataset.labels
+    if split.strata_order == "source":
+        strata = origin.sources * 1000 + dataset.labels
+    else:
+        strata = dataset.labels * 1000 + origin.sources
     train_idx, val_idx = duplicate_safe_split(dataset.labels, groups, split.val_fraction, split.seed, strata)
     return Split(dataset, dataset.subset(train_idx), dataset.subset(val_idx), skipped)
 

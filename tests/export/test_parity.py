@@ -44,3 +44,32 @@ def test_an_fp32_failure_also_fails_the_int8_model():
     torch_probs[0] = [0.025, 0.9, 0.05, 0.025]  # the fp32 export changed a decision
     report = compare(torch_probs, _output(fp32), _output(fp32), None, ParityThresholds())
     assert not report.fp32_passed and not report.int8_passed and not report.int8_failures
+
+
+def test_int8_scope_flags_that_differ_from_fp32_fail_the_gate():
+    probabilities = np.eye(4)[np.arange(100) % 4] * 0.9 + 0.025
+    fp32_scope = np.linspace(0, 40, 100).astype(np.float32)  # limit 20: half flagged
+    int8_scope = fp32_scope.copy()
+    int8_scope[45:50] += 10  # five images now cross the limit in int8 only
+    fp32 = ModelOutput(probabilities.astype(np.float32), scope=fp32_scope)
+    int8 = ModelOutput(probabilities.astype(np.float32), scope=int8_scope)
+    report = compare(probabilities, fp32, int8, None, ParityThresholds(), scope_limit=20.0)
+    assert report.int8_scope_agreement == 0.95 and not report.int8_passed
+    assert report.int8_failures == ["int8 scope flag agreement 0.9500 < 0.99"]
+    same = compare(probabilities, fp32, fp32, None, ParityThresholds(), scope_limit=20.0)
+    assert same.int8_scope_agreement == 1.0 and same.int8_passed
+
+
+def test_int8_maps_unlike_fp32_maps_fail_the_gate():
+    rng = np.random.default_rng(1)
+    probabilities = np.eye(4)[np.arange(20) % 4] * 0.9 + 0.025
+    maps = rng.normal(size=(20, 4, 5, 5)).astype(np.float32)
+    fp32 = ModelOutput(probabilities.astype(np.float32), cam=maps)
+    close = ModelOutput(probabilities.astype(np.float32), cam=maps + rng.normal(scale=0.05, size=maps.shape))
+    unrelated = ModelOutput(
+        probabilities.astype(np.float32), cam=rng.normal(size=maps.shape).astype(np.float32)
+    )
+    assert compare(probabilities, fp32, close, None, ParityThresholds()).int8_passed
+    report = compare(probabilities, fp32, unrelated, None, ParityThresholds())
+    assert not report.int8_passed and report.int8_cam_correlation < 0.2
+    assert any("activation-map correlation" in failure for failure in report.int8_failures)

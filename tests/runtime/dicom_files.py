@@ -31,6 +31,10 @@ def dataset(pixels: np.ndarray, bits: int = 8, photometric: str = "MONOCHROME2",
     ds.Modality = "MR"
     ds.PatientName = "Doe^Jane"
     ds.PatientID = "SECRET-123"
+    ds.PatientBirthDate = "19450317"
+    ds.AccessionNumber = "ACC-98765"
+    ds.InstitutionName = "St Elsewhere Hospital"
+    ds.ReferringPhysicianName = "House^Gregory"
     frames = pixels if pixels.ndim == 3 else pixels[None]
     if len(frames) > 1:
         ds.NumberOfFrames = len(frames)

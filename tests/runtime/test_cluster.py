@@ -98,3 +98,40 @@ def test_a_killed_actor_is_replaced_and_every_file_has_one_row(cluster, tmp_path
         paths = [row["path"] for row in csv.DictReader(handle)]
     expected = sorted(str(p) for p in folder.rglob("*.jpg"))
     assert sorted(paths) == expected and len(paths) == len(set(paths))
+
+
+def test_the_sort_key_orders_rows_as_the_one_pc_walk_does(tmp_path: Path):
+    """Names where plain string order and the walk's order differ: '-' and '.' sort below
+    '/', and frame or slice numbers must sort as numbers."""
+    from brain_tumor_edge.runtime.cluster import sort_key
+    from brain_tumor_edge.runtime.files import FolderWalk
+
+    root = tmp_path / "r"
+    for relative in ("a/b.jpg", "a-b/c.jpg", "a.jpg", "a b/d.jpg", "A/e.jpg"):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sample_files()[0], root / relative)
+    walked = [str(p) for p in FolderWalk(root)]
+    assert sorted(walked) != walked  # plain sorting would not do
+    assert sorted(walked, key=sort_key) == walked
+    volume = [f"{root}/v.nii.gz#z={k}" for k in (0, 2, 9, 10, 11)]
+    frames = [f"{root}/m.dcm#{k}" for k in (1, 10)]
+    assert sorted(reversed(volume + frames), key=sort_key) == frames + volume
+
+
+def test_ray_resume_continues_a_partial_csv_to_the_one_pc_csv(cluster, tmp_path: Path):
+    """A run interrupted after some rows (its partial CSV) is finished on Ray: the rows kept,
+    the rest added in order, byte for byte the one-PC CSV; and an archive whose names sort
+    differently from plain string order proves the Ray path sorts like the walk."""
+    folder = archive(tmp_path / "archive")
+    for relative in ("a-b/x.jpg", "a.jpg", "a/y.jpg"):
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sample_files()[2], folder / relative)
+    one = tmp_path / "one.csv"
+    assert runner.invoke(app, [str(folder), "--csv", str(one)]).exit_code == 1
+    lines = one.read_text(encoding="utf-8").splitlines(keepends=True)
+    distributed = tmp_path / "ray.csv"
+    Path(str(distributed) + ".partial").write_text("".join(lines[:8]), encoding="utf-8")  # header + 7 rows
+    result = runner.invoke(app, [str(folder), "--csv", str(distributed), "--ray", "--resume"])
+    assert result.exit_code == 1, result.output
+    assert "plus 7 kept from the interrupted run" in result.output
+    assert distributed.read_bytes() == one.read_bytes()

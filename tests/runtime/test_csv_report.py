@@ -15,8 +15,9 @@ def result(name: str, probabilities=None, error: str = "", reasons: tuple[str, .
 
 
 def test_formula_cells_are_neutralised():
-    for text in ["=HYPERLINK(1)", "+1", "-2", "@SUM(A1)"]:
-        assert spreadsheet_safe(text) == "'" + text
+    # Every leading character a spreadsheet reads as a formula (OWASP's list, all six).
+    for text in ["=HYPERLINK(1)", "+1", "-2", "@SUM(A1)", "\t=1", "\r=1"]:
+        assert spreadsheet_safe(text) == "'" + text, repr(text)
     assert spreadsheet_safe("scan 1.jpg") == "scan 1.jpg"
 
 

@@ -145,9 +145,15 @@ def test_no_patient_data_by_default_and_chosen_fields_on_request(tmp_path: Path,
     folder.mkdir()
     ds = dataset(next(iter(sources.values())))
     ds.save_as(folder / "a.dcm", enforce_file_format=True)
-    _, rows, _ = predictions(folder, tmp_path)
+    _, rows, output = predictions(folder, tmp_path)
     text = (tmp_path / "d.csv").read_text(encoding="utf-8")
-    assert "Doe" not in text and "SECRET" not in text
+    page = runner.invoke(
+        app, [str(folder), "--csv", str(tmp_path / "page.csv"), "--report", str(tmp_path / "r")]
+    )
+    assert page.exit_code == 0, page.output
+    shown = [text, output, page.output, (tmp_path / "r" / "index.html").read_text(encoding="utf-8")]
+    for value in ("Doe", "Jane", "SECRET", "19450317", "ACC-98765", "Elsewhere", "Gregory"):
+        assert not any(value in where for where in shown), value  # CSV, stdout, the page
     (tmp_path / "d.csv").unlink()
     _, rows, _ = predictions(folder, tmp_path, "--dicom-fields", "SOPInstanceUID,InstanceNumber")
     assert rows[0]["SOPInstanceUID"] == ds.SOPInstanceUID and rows[0]["InstanceNumber"] == "7"
@@ -166,3 +172,40 @@ def test_without_the_extra_dicom_gets_an_error_row_that_says_how(monkeypatch, so
     # Through bt-classify's own path: an error row that says how to enable DICOM.
     (item,) = decode_file(path, PreprocessConfig()).items
     assert item.image is None and item.error == INSTALL_HINT and "[dicom]" in item.error
+
+
+def _dicom_bytes(ds) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_rescale_then_window_gives_the_hand_computed_grey_levels():
+    """Stored values go through the modality LUT (slope 2, intercept -100) and then the
+    linear window of PS3.3 C.11.2.1.2 (centre 500, width 200): computed by hand below.
+    Plain min-max, or a window applied to stored values, gives other numbers."""
+    stored = np.array([0, 250, 275, 300, 325, 350, 1000], np.uint16)  # real: -100, 400 ... 1900
+    pixels = np.repeat(np.repeat(stored[None, :], 8, axis=0), 8, axis=1)  # 8 x 56, each value a tile
+    ds = dataset(pixels, bits=12, RescaleSlope=2, RescaleIntercept=-100, WindowCenter=500, WindowWidth=200)
+    frame = read_dicom(_dicom_bytes(ds)).frames[0]
+    # x <= c - 0.5 - (w - 1)/2 = 400 -> 0; x > c - 0.5 + (w - 1)/2 = 599 -> 255;
+    # else ((x - 499.5) / 199 + 0.5) * 255: 450 -> 64.07, 500 -> 128.14, 550 -> 192.2.
+    assert frame[0, ::8].tolist() == [0, 0, 64, 128, 192, 255, 255]
+
+
+def test_a_narrow_window_is_a_threshold_and_monochrome1_inverts():
+    stored = np.array([99, 100, 101, 102], np.uint16)
+    pixels = np.repeat(np.repeat(stored[None, :], 4, axis=0), 4, axis=1)
+    ds = dataset(pixels, bits=12, WindowCenter=100.5, WindowWidth=1)
+    assert read_dicom(_dicom_bytes(ds)).frames[0][0, ::4].tolist() == [0, 0, 255, 255]
+    inverted = dataset(pixels, bits=12, photometric="MONOCHROME1", WindowCenter=100.5, WindowWidth=1)
+    assert read_dicom(_dicom_bytes(inverted)).frames[0][0, ::4].tolist() == [255, 255, 0, 0]
+
+
+def test_without_a_window_the_real_values_fill_the_range():
+    stored = np.array([10, 20, 30, 50], np.uint16)
+    pixels = np.repeat(np.repeat(stored[None, :], 4, axis=0), 4, axis=1)
+    ds = dataset(pixels, bits=12, RescaleSlope=3, RescaleIntercept=7)  # 37, 67, 97, 157: min-max
+    assert read_dicom(_dicom_bytes(ds)).frames[0][0, ::4].tolist() == [0, 64, 128, 255]

@@ -32,3 +32,30 @@ def test_decompression_bomb_is_refused_from_the_header():
 def test_unknown_formats_pass_through():
     check_header(b"some other bytes")
     assert image_size(b"some other bytes") is None
+
+
+def _bomb_bytes(extension: str, side: int = 9000) -> bytes:
+    """A real file of side x side black pixels: a small file that decodes to `side`^2 pixels."""
+    ok, encoded = cv2.imencode(extension, np.zeros((side, side), np.uint8))
+    assert ok
+    return encoded.tobytes()
+
+
+@pytest.mark.parametrize("extension", [".tif", ".pgm"])
+def test_tiff_and_pnm_bombs_are_refused_before_decoding(extension: str):
+    """A 9000 x 9000 TIFF (1.4 MB, LZW) or PGM decodes to 81 MP, past the 64 MP cap: the
+    header says so, so OpenCV never allocates it."""
+    from brain_tumor_edge.runtime.preprocess import decode_image
+
+    data = _bomb_bytes(extension)
+    assert image_size(data) == (9000, 9000)
+    with pytest.raises(ImageError, match="too large"):
+        decode_image(data)
+    small = _bomb_bytes(extension, side=300)
+    assert image_size(small) == (300, 300) and decode_image(small).shape == (300, 300, 3)
+
+
+def test_a_multi_page_tiff_is_judged_by_its_largest_page():
+    pages = [np.zeros((64, 64), np.uint8), np.zeros((9000, 9000), np.uint8)]
+    ok, encoded = cv2.imencodemulti(".tif", pages)
+    assert ok and image_size(encoded.tobytes()) == (9000, 9000)

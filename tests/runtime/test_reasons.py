@@ -11,13 +11,20 @@ from typer.testing import CliRunner
 
 from brain_tumor_edge.runtime.cli import app
 from brain_tumor_edge.runtime.reasons import (
+    INPUT_CHECK,
+    LOW_CONFIDENCE_KIND,
     MR_SOP_CLASSES,
+    NOT_RULED_OUT_KIND,
+    OTHER,
     OUT_OF_SCOPE,
+    SCOPE_SCORE,
+    VOLUME_NOTE,
     InputRules,
     confidence_reason,
     dicom_reasons,
     image_reasons,
     is_out_of_scope,
+    kind_of,
     rule_out_reason,
     scope_reason,
 )
@@ -125,3 +132,53 @@ def test_out_of_scope_inputs_end_to_end(tmp_path: Path):
         assert rows[name]["p_notumor"] != ""  # probabilities stay, for transparency
     assert rows["ok.jpg"]["review"] == "" and rows["ok.jpg"]["prediction"]
     assert "3 out of scope" in result.output
+
+
+def _unlike_any_slice() -> dict[str, np.ndarray]:
+    """Grey, large, high-contrast inputs that pass every input check but are no brain slice."""
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (224, 224), dtype=np.uint8)
+    checkerboard = (np.indices((224, 224)).sum(axis=0) // 16 % 2 * 255).astype(np.uint8)
+    stripes = np.tile((np.arange(224) % 32 < 16).astype(np.uint8) * 220, (224, 1))
+    return {"noise": noise, "checkerboard": checkerboard, "stripes": stripes}
+
+
+def test_the_scope_score_flags_inputs_unlike_the_training_images_through_the_runtime():
+    """The model's own score, not an input check, sends these out of scope: each input whose
+    score passes the model's limit gets the reason and no class, and at least one does (so
+    removing the comparison in runtime/classify.py fails here)."""
+    from brain_tumor_edge import classify_array, load_model
+
+    model = load_model()
+    limit = model.metadata.scope_limit
+    assert model.has_scope and limit is not None
+    over = 0
+    for name, grey in _unlike_any_slice().items():
+        image = np.repeat(grey[:, :, None], 3, axis=2)
+        assert image_reasons(image) == [], name  # the input checks let it through
+        result = classify_array(image, model)
+        flagged = any(kind_of(reason) is SCOPE_SCORE for reason in result.reasons)
+        assert flagged == (result.scope > limit), (name, result.scope, limit)
+        if flagged:
+            over += 1
+            assert result.prediction == "" and result.confidence is None, name
+    assert over >= 1
+    # And an in-scope slice stays in: the score sits under the limit.
+    in_scope = classify_array(rgb_sample(), model)
+    assert in_scope.scope < limit and not in_scope.out_of_scope
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        (scope_reason(30.0, 20.0)[0], SCOPE_SCORE),
+        (image_reasons(np.zeros((128, 128, 3), np.uint8))[0], INPUT_CHECK),
+        (confidence_reason(0.4, 0.5)[0], LOW_CONFIDENCE_KIND),
+        (rule_out_reason("notumor", 0.5, ("notumor", 0.9))[0], NOT_RULED_OUT_KIND),
+        ("volume: a 4-D file; only its first volume was read", VOLUME_NOTE),
+        ("something a newer version says", OTHER),
+    ],
+)
+def test_every_reason_text_reads_back_as_its_kind(text: str, kind):
+    assert kind_of(text) is kind
+    assert is_out_of_scope([text]) == kind.out_of_scope

@@ -124,13 +124,44 @@ def test_messy_folder_gives_one_row_per_image_and_goes_on(tmp_path: Path):
     assert "3 non-image files skipped" in result.output
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def _decode_as_nobody(path: Path) -> tuple[bool, str]:
+    """decode_one in a forked child that has dropped root for the unprivileged user
+    `nobody` (uid 65534): the modules are already loaded, so nothing needs reading but the file."""
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: never returns into pytest
+        try:
+            os.close(read)
+            os.setgid(65534)
+            os.setuid(65534)
+            image, error = decode_one(path)
+            os.write(write, f"{image is None}|{error}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as handle:
+        answer = handle.read()
+    os.waitpid(child, 0)
+    is_none, _, error = answer.partition("|")
+    return is_none == "True", error
+
+
 def test_unreadable_file_gets_an_error_row(tmp_path: Path):
-    path = tmp_path / "secret.jpg"
+    """A file its reader may not open (mode 0): as an ordinary user directly; as root (CI),
+    in a child that drops to `nobody`, since root reads files whatever their mode."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="bt-unreadable-"))
+    folder.chmod(0o755)  # nobody must reach the file to be refused by its mode
+    path = folder / "secret.jpg"
     path.write_bytes(sample_files()[0].read_bytes())
     path.chmod(0)
-    image, error = decode_one(path)
-    assert image is None and "unreadable" in error
+    if os.geteuid() == 0:
+        failed, error = _decode_as_nobody(path)
+    else:
+        image, error = decode_one(path)
+        failed = image is None
+    assert failed and error == "unreadable file (Permission denied)", error
 
 
 def test_unreadable_file_reason_is_reported(tmp_path: Path, monkeypatch):

@@ -17,6 +17,11 @@ ARTEFACTS = Path(os.environ.get("BT_ARTEFACTS", Path(__file__).resolve().parents
 # ".../<script>alert(1)</script>.jpg". The second name is an attribute-injection attempt.
 HOSTILE = "<script>alert(1)</script>.jpg"
 HOSTILE_NAME = "<img src=x onerror=alert(2)>.jpg"
+# The HTML parser's other states inside a <script>: a comment opener (the escaped
+# script-data state, where the page once went blank), an upper-case closer spanning a
+# folder ("up<" + "/" + "SCRIPT ..."), a CDATA closer, and a JavaScript line separator.
+PARSER_STATES = ("<!--<script>.jpg", "]]> cdata.jpg", "line\u2028separator.jpg")
+UPPER_CLOSER = ("up<", "SCRIPT x.jpg")
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +32,10 @@ def page_and_csv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     (folder / "<script>alert(1)<").mkdir()
     shutil.copy(sample_files()[0], folder / "<script>alert(1)<" / "script>.jpg")
     shutil.copy(sample_files()[1], folder / HOSTILE_NAME)
+    for index, name in enumerate(PARSER_STATES):
+        shutil.copy(sample_files()[2 + index], folder / name)
+    (folder / UPPER_CLOSER[0]).mkdir()
+    shutil.copy(sample_files()[5], folder / UPPER_CLOSER[0] / UPPER_CLOSER[1])
     (folder / "empty.jpg").write_bytes(b"")
     out = tmp_path_factory.mktemp("out")
     result = CliRunner().invoke(
@@ -43,8 +52,8 @@ def test_the_page_and_its_thumbnails_are_written(page_and_csv):
     # value can close it; outside it, no value appears at all.
     before, _, rest = text.partition('<script id="data" type="application/json">')
     data, _, after = rest.partition("</script>")
-    assert HOSTILE not in data and "<\\/script>" in data
-    for name in (HOSTILE, HOSTILE_NAME, "alert("):
+    assert "<" not in data and ">" not in data  # every one escaped, whatever the name
+    for name in (HOSTILE, HOSTILE_NAME, "alert(", *PARSER_STATES, "SCRIPT x"):
         assert name not in before and name not in after
     assert "http://" not in text and "https://" not in text
     assert len(list((page.parent / "thumbs").glob("*.jpg"))) >= len(sample_files())
@@ -106,6 +115,8 @@ def test_the_page_works_offline_in_a_real_browser(page_and_csv, browser):
     # The hostile name is text, not markup, and ran nothing.
     assert page.get_by_text(HOSTILE, exact=False).count() == 1
     assert page.get_by_text(HOSTILE_NAME, exact=False).count() == 1 and not dialogs
+    for name in (*PARSER_STATES, UPPER_CLOSER[1]):
+        assert page.get_by_text(name, exact=False).count() == 1, name
     # Filters and search change what is visible.
     visible = "Array.from(document.querySelectorAll('#rows tr')).filter(r => !r.hidden).length"
     page.select_option("#class", "glioma")

@@ -1,0 +1,186 @@
+"""A verdict per volume or series: does this stack of slices show a tumour, and where?
+
+A tumour spans neighbouring slices; a false alarm seldom does. So the rule counts the
+slices given a tumour class with no review reason ("tumour slices") and the longest run
+of consecutive ones, in slice order:
+
+- `tumour likely`: a run of at least `min_run` tumour slices;
+- `review`: some tumour slices but no such run, or too few slices classified (fewer than
+  `min_classified_share` of them: out of scope, failed) to clear the series;
+- `no tumour found`: no tumour slice among enough classified ones.
+
+The rule's parameters travel in the model's metadata (`bt.series`, chosen at export;
+docs/volumes.md says on what); a model without them uses the defaults below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .classify import ImageResult
+
+TUMOUR_LIKELY = "tumour likely"
+NO_TUMOUR_FOUND = "no tumour found"
+REVIEW = "review"
+SERIES_COLUMNS = (
+    "series",
+    "plane",
+    "slices",
+    "classified",
+    "tumour_slices",
+    "longest_run",
+    "strongest_slice",
+    "strongest_class",
+    "strongest_probability",
+    "verdict",
+)
+
+
+@dataclass(frozen=True)
+class SlicePlace:
+    """Where a slice lies: its series (a UID or a file path, never anything identifying),
+    its plane and its position along the slice normal (mm; or an instance number)."""
+
+    series: str
+    plane: str
+    position: float
+
+
+@dataclass(frozen=True)
+class SeriesRule:
+    min_run: int = 3
+    min_classified_share: float = 0.5
+
+    @classmethod
+    def from_metadata(cls, record: dict) -> SeriesRule:
+        known = {key: record[key] for key in ("min_run", "min_classified_share") if key in record}
+        return cls(**known)
+
+    def as_record(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    series: str  # the file path (NIfTI) or the SeriesInstanceUID (DICOM)
+    plane: str
+    slices: int
+    classified: int  # slices with a class (not failed, not out of scope)
+    tumour_slices: int
+    longest_run: int
+    strongest_slice: str  # the slice most likely to show a tumour, "" when none classified
+    strongest_class: str
+    strongest_probability: float | None  # 1 - p(negative) of that slice
+    verdict: str
+
+    def row(self) -> list[str]:
+        probability = "" if self.strongest_probability is None else f"{self.strongest_probability:.6f}"
+        return [
+            self.series,
+            self.plane,
+            str(self.slices),
+            str(self.classified),
+            str(self.tumour_slices),
+            str(self.longest_run),
+            self.strongest_slice,
+            self.strongest_class,
+            probability,
+            self.verdict,
+        ]
+
+
+def summarise(
+    series: str, plane: str, ordered: list[ImageResult], negative: str, rule: SeriesRule
+) -> SeriesSummary:
+    """The summary of one series from its slices' results, in slice order."""
+    run = longest = tumour = classified = 0
+    strongest: tuple[float, ImageResult] | None = None
+    for result in ordered:
+        if not result.prediction:  # failed or out of scope: breaks a run
+            run = 0
+            continue
+        classified += 1
+        index = result.class_names.index(negative)
+        score = 1.0 - float(result.probabilities[index])  # type: ignore[index]
+        if strongest is None or score > strongest[0]:
+            strongest = (score, result)
+        is_tumour = result.prediction != negative and not result.reasons
+        run = run + 1 if is_tumour else 0
+        tumour += is_tumour
+        longest = max(longest, run)
+    if longest >= rule.min_run:
+        verdict = TUMOUR_LIKELY
+    elif tumour or classified < rule.min_classified_share * max(len(ordered), 1):
+        verdict = REVIEW
+    else:
+        verdict = NO_TUMOUR_FOUND
+    best = strongest[1] if strongest else None
+    strongest_class = ""
+    if best is not None:
+        tumour_classes = [
+            (p, n) for p, n in zip(best.probabilities, best.class_names, strict=True) if n != negative
+        ]  # type: ignore[arg-type]
+        strongest_class = max(tumour_classes)[1]
+    return SeriesSummary(
+        series,
+        plane,
+        len(ordered),
+        classified,
+        tumour,
+        longest,
+        best.name if best else "",
+        strongest_class,
+        strongest[0] if strongest else None,
+        verdict,
+    )
+
+
+class SeriesCollector:
+    """Gathers the slices of each series as results stream by; `summaries()` at the end.
+
+    Keeps what the verdict needs of each slice (not its image or maps)."""
+
+    def __init__(self, negative: str, rule: SeriesRule) -> None:
+        self.negative = negative
+        self.rule = rule
+        self._slices: dict[str, list[tuple[float, str, ImageResult]]] = {}
+        self._planes: dict[str, str] = {}
+
+    def add(self, result: ImageResult) -> None:
+        if result.place is None:
+            return
+        from dataclasses import replace
+
+        place = result.place
+        lite = replace(result, image=None, cam=None)
+        self._slices.setdefault(place.series, []).append((place.position, result.name, lite))
+        self._planes.setdefault(place.series, place.plane)
+
+    def summaries(self) -> list[SeriesSummary]:
+        out = []
+        for series in sorted(self._slices):
+            ordered = [result for _, _, result in sorted(self._slices[series], key=lambda t: (t[0], t[1]))]
+            out.append(summarise(series, self._planes[series], ordered, self.negative, self.rule))
+        return out
+
+
+def write_series_csv(path, summaries: list[SeriesSummary]) -> None:
+    """One row per series, written whole and then moved into place."""
+    import csv
+    import os
+    from pathlib import Path
+
+    from .csv_report import spreadsheet_safe
+
+    target = Path(path)
+    partial = target.with_name(target.name + ".partial")
+    with open(partial, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(SERIES_COLUMNS)
+        for summary in summaries:
+            row = summary.row()
+            row[0], row[6] = spreadsheet_safe(row[0]), spreadsheet_safe(row[6])  # the text cells
+            writer.writerow(row)
+    os.replace(partial, target)
