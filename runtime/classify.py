@@ -26,7 +26,7 @@ from .dicom import (
     read_dicom,
 )
 from .errors import ImageError, MissingExtraError
-from .files import read_head, read_input
+from .files import Unlisted, read_head, read_input
 from .model import Classifier
 from .outputs import ModelOutput
 from .preprocess import PreprocessConfig, decode_image, resize_chw
@@ -165,6 +165,10 @@ def decode_file(path: Path, config: PreprocessConfig, dicom_fields: tuple[str, .
     DICOM is recognised by content, or by a .dcm suffix. Whatever fails while reading,
     parsing or decoding (any exception type, from any library) becomes an error row.
     """
+    if isinstance(path, Unlisted):
+        return Decoded(
+            [Item(str(path), None, f"folder not listed ({path.reason}): its files were not classified")]
+        )
     try:
         return _decode(path, config, dicom_fields)
     except (ImageError, MissingExtraError) as exc:

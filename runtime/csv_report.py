@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,9 +29,40 @@ class ReportError(BrainTumorEdgeError, ValueError):
     """An existing partial CSV cannot be resumed."""
 
 
+class RowWriter:
+    """csv.writer with "\n" line ends that still quotes a cell holding "\r".
+
+    Python's writer quotes only the characters of its own line terminator, so with "\n"
+    a file name holding "\r" would be written bare and read back as two records. Rows are
+    formatted with "\r\n" (which quotes both) and written with "\n".
+    """
+
+    def __init__(self, handle) -> None:
+        self._handle = handle
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
+
+    def writerow(self, row) -> None:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._writer.writerow(row)
+        self._handle.write(self._buffer.getvalue()[:-2] + "\n")
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def spreadsheet_safe(text: str) -> str:
-    """Neutralise formula injection the usual way (OWASP): prefix a single quote."""
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    """The CSV form of a cell: formula injection neutralised the usual way (OWASP: a leading
+    single quote; a plain number such as "-12.5" is left as it is, a spreadsheet reads it as
+    a number), and a name that is not valid UTF-8 (its bytes kept by Python as surrogates)
+    written with its bad bytes as `\\udcXX` escapes, so the CSV stays UTF-8 and resume
+    compares names in this same form."""
+    if any("\udc80" <= char <= "\udcff" for char in text):
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if text.startswith(_FORMULA_STARTS) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def csv_columns(class_names: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
@@ -92,9 +125,10 @@ class CsvReport:
     def __enter__(self) -> CsvReport:
         kept = self._rows_to_keep() if self.resume and self.partial.exists() else []
         self._handle = open(self.partial, "w", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._handle, lineterminator="\n")
+        self._writer = RowWriter(self._handle)
         self._writer.writerow(self.columns)
-        self._writer.writerows(kept)
+        for row in kept:
+            self._writer.writerow(row)
         self.done = {_file_of(row[0]) for row in kept}
         self.kept = len(kept)
         for row in kept:
@@ -113,10 +147,16 @@ class CsvReport:
 
     def _rows_to_keep(self) -> list[list[str]]:
         """Complete rows of an interrupted run; a torn last line (kill -9) is dropped."""
-        text = self.partial.read_text(encoding="utf-8", errors="replace")
+        with open(self.partial, encoding="utf-8", errors="replace", newline="") as handle:
+            text = handle.read()
         if not text.endswith("\n"):
             text = text[: text.rfind("\n") + 1]
-        rows = list(csv.reader(text.splitlines()))
+        # Parsed as CSV, not split into lines: a quoted cell may hold a line break (a file
+        # name with "\r" or "\n"), and such a row must come back whole.
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline="")))
+        except csv.Error:
+            rows = []
         if not rows or rows[0] != self.columns:
             raise ReportError(
                 f"{self.partial} was written with other columns (another model or --dicom-fields); "

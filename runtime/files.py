@@ -74,12 +74,27 @@ def read_input(path: Path, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
     return data
 
 
+class Unlisted(type(Path())):  # type: ignore[misc]  # a concrete Path class, as Path() makes
+    """A folder the walk could not list: it becomes one error row, never silence."""
+
+    reason = ""
+
+    @classmethod
+    def of(cls, folder: Path, exc: OSError) -> Unlisted:
+        entry = cls(folder)
+        entry.reason = exc.strerror or type(exc).__name__
+        return entry
+
+
 class FolderWalk:
     """Iterates the input files below a folder in sorted order, counting what it passes over.
 
     Each directory is listed and sorted on its own and walked depth-first, so memory
     grows with the widest directory, not the whole tree. Directories whose names end
     like images are not yielded; broken links are (they get an error row, not silence).
+    Nothing is lost without a word: a sub-folder that cannot be listed is yielded as an
+    `Unlisted` entry (an error row naming the folder), an entry that cannot be examined is
+    yielded for its error row, and a root that cannot be listed raises OSError.
     """
 
     def __init__(self, folder: Path, recursive: bool = True) -> None:
@@ -104,7 +119,10 @@ class FolderWalk:
             # Names only (not DirEntry objects, ~4x larger): a 20,000-file folder is held
             # sorted in ~1.5 MB while it is walked.
             names = sorted(os.listdir(folder))
-        except OSError:
+        except OSError as exc:
+            if folder == self.folder:
+                raise  # the root itself: the whole run cannot go on
+            yield Unlisted.of(folder, exc)
             return
         for name in names:
             path = folder / name
@@ -120,10 +138,7 @@ class FolderWalk:
             elif name.upper() == "DICOMDIR":
                 self.ignored += 1  # an index of the other files, not an image
             elif mode is None:
-                if path.suffix.lower() in IMAGE_EXTENSIONS | DICOM_SUFFIXES:
-                    yield path
-                else:
-                    self.ignored += 1
+                yield path  # a broken link, a vanished or unreachable entry: its own error row
             elif is_input_file(path):
                 yield path
             else:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import html
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,7 @@ from .classify import ImageResult
 from .heatmap import normalised, upsample
 from .metadata import ModelMetadata
 from .reasons import kinds_in
+from .series import SeriesSummary
 
 # Slices and maps are written at the network's input size and laid over each other by the
 # page (thumbnail and enlarged view), the map at an opacity the reader sets.
@@ -99,6 +101,9 @@ class ReviewPage:
             "thumb": "",  # the slice as the network saw it (the page scales it down)
             "map": "",  # its map in colour, laid over it by the page at a chosen opacity
             "map_class": "",  # the class whose map is shown: the predicted (most probable) one
+            # Its volume or DICOM series and place there (runtime/series.py); "" for a lone image.
+            "series": result.place.series if result.place is not None else "",
+            "position": result.place.position if result.place is not None else None,
         }
         if self.truth_from_folder:
             row["truth"] = Path(result.name.split("#")[0]).parent.name
@@ -120,7 +125,9 @@ class ReviewPage:
             self.thumbnails += 1
         self.rows.append(row)
 
-    def write(self, failed: int, skipped: dict[str, int]) -> Path:
+    def write(self, failed: int, skipped: dict[str, int], series: Sequence[SeriesSummary] = ()) -> Path:
+        """The page; `series` adds its section: a row per volume or series, with a strip of
+        its strongest slices and a link that shows every slice of it in order."""
         counts = {name: sum(r["prediction"] == name for r in self.rows) for name in self.class_names}
         summary = {
             "source": self.source,
@@ -145,7 +152,11 @@ class ReviewPage:
                 "metrics": self.metadata.metrics,
             },
         }
-        data = json.dumps({"summary": summary, "rows": self.rows, "classes": list(self.class_names)})
+        summary["negative"] = self.metadata.negative or ""
+        series_rows = [asdict(item) for item in series]
+        data = json.dumps(
+            {"summary": summary, "rows": self.rows, "classes": list(self.class_names), "series": series_rows}
+        )
         # Inside <script>, "</" ends the element and "<!--" sends the parser into its
         # escaped states (one file named "<!--<script>.jpg" would blank the page), so no
         # "<" may appear raw: every one (and ">", "&", U+2028/9) becomes a JSON escape,

@@ -232,11 +232,14 @@ def _run(
 ) -> RunSummary:
     """The run itself, under the CSV's lock."""
     series = None
-    if series_csv is not None:
+    if series_csv is not None or report_dir is not None:  # the page groups rows by series too
         negative = classifier.metadata.negative or "notumor"
         series = SeriesCollector(negative, SeriesRule.from_metadata(classifier.metadata.series))
     walk = FolderWalk(folder, recursive)
-    total = sum(1 for _ in walk) if show_progress and not ray else None
+    try:
+        total = sum(1 for _ in walk) if show_progress and not ray else None
+    except OSError as exc:
+        raise RunError(f"cannot list {folder}: {exc.strerror or exc}") from None
     passed = PassedOver()
     failures: list[str] = []
     started = time.perf_counter()
@@ -285,15 +288,21 @@ def _run(
         raise
     except ReportError as exc:
         raise RunError(str(exc)) from None
-    except OSError as exc:  # the output, not an input: the disk is full or the CSV unwritable
+    except OSError as exc:
         reason = exc.strerror or str(exc)
+        if exc.filename is not None and Path(exc.filename) == folder:  # the root itself went away
+            raise RunError(
+                f"cannot list {folder}: {reason}; rows so far are kept in {partial_path(csv)}"
+            ) from None
+        # Otherwise the output, not an input: the disk is full or the CSV unwritable.
         raise RunError(f"cannot write {partial_path(csv)}: {reason}; rows so far are kept there") from None
     summary = RunSummary(csv, classifier, report, passed, time.perf_counter() - started, failures)
-    if series is not None and series_csv is not None:
+    if series is not None:
         summary.series = series.summaries()
+    if series_csv is not None:
         write_series_csv(series_csv, summary.series)
     if page is not None:
-        summary.review_page = page.write(report.failed, classification.skipped)
+        summary.review_page = page.write(report.failed, classification.skipped, summary.series)
     return summary
 
 

@@ -168,16 +168,15 @@ class SeriesCollector:
 
 def write_series_csv(path, summaries: list[SeriesSummary]) -> None:
     """One row per series, written whole and then moved into place."""
-    import csv
     import os
     from pathlib import Path
 
-    from .csv_report import spreadsheet_safe
+    from .csv_report import RowWriter, spreadsheet_safe
 
     target = Path(path)
     partial = target.with_name(target.name + ".partial")
     with open(partial, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
+        writer = RowWriter(handle)
         writer.writerow(SERIES_COLUMNS)
         for summary in summaries:
             row = summary.row()

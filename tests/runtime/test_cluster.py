@@ -57,47 +57,65 @@ def test_ray_csv_equals_the_one_pc_csv(cluster, tmp_path: Path):
     assert "3 failed" in counts(result.output)
 
 
-def _kill_one_actor(stop: threading.Event, killed: list[int]) -> None:
-    """SIGKILL the first model actor that appears (Ray names its process after the actor)."""
-    while not stop.is_set() and not killed:
-        for pid in filter(str.isdigit, os.listdir("/proc")):
+def _actor_pids() -> set[int]:
+    """Model actors alive now (Ray names their processes after the actor class)."""
+    pids = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"MapWorker" in command and b"ClassifyBatch" in command:
+            pids.add(int(pid))
+    return pids
+
+
+def _kill_one_actor(stop: threading.Event, seen: dict) -> None:
+    """SIGKILL the first model actor once it has started work; then record every actor
+    process seen after it (its replacement)."""
+    while not stop.is_set() and "killed" not in seen:
+        for pid in sorted(_actor_pids()):
+            time.sleep(0.5)  # let it start work, so a batch is in flight
             try:
-                command = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:  # gone already: look for the next one
                 continue
-            if b"MapWorker" in command and b"ClassifyBatch" in command:
-                time.sleep(0.5)  # let it start work, so a batch is in flight
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:  # gone already: look for the next one
-                    continue
-                killed.append(int(pid))
-                return
+            seen["killed"] = pid
+            break
+        time.sleep(0.05)
+    seen["after"] = set()
+    while not stop.is_set():
+        seen["after"] |= _actor_pids() - {seen.get("killed")}
         time.sleep(0.05)
 
 
 def test_a_killed_actor_is_replaced_and_every_file_has_one_row(cluster, tmp_path: Path):
+    """Killed while it works, the actor is replaced by a new process and the batch it held
+    is retried: every file has exactly one row."""
     folder = tmp_path / "many"
     for index in range(12):  # 204 files: the run outlasts the kill
         sub = folder / f"series{index}"
         sub.mkdir(parents=True)
         for path in sample_files():
             shutil.copy(path, sub / path.name)
-    stop, killed = threading.Event(), []
-    killer = threading.Thread(target=_kill_one_actor, args=(stop, killed))
-    killer.start()
     out = tmp_path / "o.csv"
+    stop, seen = threading.Event(), {}
+    killer = threading.Thread(target=_kill_one_actor, args=(stop, seen))
+    killer.start()
     try:
         result = runner.invoke(app, [str(folder), "--csv", str(out), "--ray", "--batch-size", "4"])
     finally:
         stop.set()
         killer.join()
-    assert killed, "no actor process was found to kill"
+    assert "killed" in seen, "no actor process was found to kill"
     assert result.exit_code == 0, result.output
     with out.open(encoding="utf-8", newline="") as handle:
         paths = [row["path"] for row in csv.DictReader(handle)]
     expected = sorted(str(p) for p in folder.rglob("*.jpg"))
     assert sorted(paths) == expected and len(paths) == len(set(paths))
+    # A new actor process took over (the pool holds one actor here): a restart happened,
+    # not a run that had finished before the kill.
+    assert seen["after"], "no replacement actor process appeared after the kill"
 
 
 def test_the_sort_key_orders_rows_as_the_one_pc_walk_does(tmp_path: Path):

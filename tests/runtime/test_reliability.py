@@ -3,6 +3,7 @@
 import csv
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -271,3 +272,47 @@ def test_fuzzed_bytes_end_as_an_image_or_an_error(tmp_path_factory, data: bytes)
     if image is not None:
         size = PREPROCESS.size
         assert image.shape == (3, size, size) and image.dtype == np.uint8
+
+
+def test_a_share_that_drops_mid_walk_is_never_a_clean_exit_with_missing_rows(tmp_path: Path, monkeypatch):
+    """Folders the walk cannot list (a dropped share: EIO) and a link to a folder that is gone
+    each become an error row; the run exits 1, and every file is a row or inside a folder
+    an error row names."""
+    root = tmp_path / "share"
+    for name in ("a", "b", "c"):
+        (root / name).mkdir(parents=True)
+        for index in range(2):
+            shutil.copy(sample_files()[index], root / name / f"{index}.jpg")
+    (root / "gone").symlink_to(tmp_path / "unmounted-volume", target_is_directory=True)
+    real_listdir = os.listdir
+
+    def dropped(path):
+        if Path(path).name in ("b", "c"):
+            raise OSError(5, "Input/output error", str(path))
+        return real_listdir(path)
+
+    monkeypatch.setattr(files.os, "listdir", dropped)
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, [str(root), "--csv", str(out)])
+    assert result.exit_code == 1, result.output
+    rows = {Path(row["path"]).relative_to(root).as_posix(): row for row in rows_of(out)}
+    assert set(rows) == {"a/0.jpg", "a/1.jpg", "b", "c", "gone"}
+    for name in ("b", "c"):
+        assert rows[name]["error"] == "folder not listed (Input/output error): its files were not classified"
+    assert rows["gone"]["error"].startswith("unreadable file (broken link")
+    assert "3 failed" in result.output
+    for path in root.rglob("*.jpg"):  # every file: a row, or in a folder an error row names
+        relative = path.relative_to(root).as_posix()
+        assert relative in rows or rows.get(relative.split("/")[0], {}).get("error"), relative
+
+
+def test_a_root_that_cannot_be_listed_is_a_one_line_error(tmp_path: Path, monkeypatch):
+    root = tmp_path / "share"
+    root.mkdir()
+
+    def dropped(path):
+        raise OSError(107, "Transport endpoint is not connected", str(path))
+
+    monkeypatch.setattr(files.os, "listdir", dropped)
+    result = runner.invoke(app, [str(root), "--csv", str(tmp_path / "out.csv")])
+    assert result.exit_code == 2 and "cannot list" in result.output and "Traceback" not in result.output

@@ -184,3 +184,46 @@ def test_a_click_on_a_thumbnail_opens_the_slice_large_with_its_map(page_and_csv,
     assert not viewer.evaluate("d => d.open")
     # The failed row has no image to enlarge; an out-of-scope or failed row never breaks the page.
     assert not errors, errors
+
+
+def test_the_page_groups_a_volume_into_one_series_row_that_opens_to_its_slices(browser, tmp_path: Path):
+    nibabel = pytest.importorskip("nibabel", reason="the volumes extra is not installed")
+    import cv2
+    import numpy as np
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for path in sample_files()[:2]:
+        shutil.copy(path, folder / path.name)
+    grey = cv2.resize(cv2.imread(str(sample_files()[3]), cv2.IMREAD_GRAYSCALE), (96, 96))
+    # Twelve axial slices of one sample, fading in and out: a small real-looking volume.
+    volume = np.stack(
+        [grey.T[::-1, ::-1] * (0.3 + 0.7 * np.sin(np.pi * (k + 1) / 13)) for k in range(12)], axis=2
+    )
+    nibabel.save(nibabel.Nifti1Image(volume.astype(np.float32), np.eye(4)), str(folder / "head.nii.gz"))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = CliRunner().invoke(
+        app, [str(folder), "--csv", str(out / "r.csv"), "--report", str(out / "report")]
+    )
+    assert result.exit_code == 0, result.output
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto((out / "report" / "index.html").as_uri())
+    series_rows = page.locator("#series tr")
+    assert series_rows.count() == 1 and "head.nii.gz" in series_rows.first.inner_text()
+    strip = series_rows.first.locator("img.strip-thumb")
+    assert 1 <= strip.count() <= 4
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('img.strip-thumb'))"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    visible = "Array.from(document.querySelectorAll('#rows tr')).filter(r => !r.hidden)"
+    assert page.evaluate(visible + ".length") == 14
+    series_rows.first.locator("button").click()
+    shown = page.evaluate(visible + ".map(r => r.querySelector('td.path').textContent)")
+    assert shown == [f"{folder / 'head.nii.gz'}#z={k}" for k in range(12)]  # every slice, in order
+    page.locator("#series-clear").click()
+    assert page.evaluate(visible + ".length") == 14
+    assert not errors, errors
