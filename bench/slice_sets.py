@@ -55,7 +55,7 @@ def validation_paths(checkpoint: Path) -> set[str]:
     split = load_split(
         recorded_mix(recorded),
         load_checkpoint(checkpoint).preprocess,
-        SplitConfig.from_record(recorded["split"]),
+        SplitConfig.from_train_record(recorded),
     )
     origin = split.validation.origin
     return {

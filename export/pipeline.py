@@ -90,11 +90,7 @@ def fit_on_split(config: ExportConfig, checkpoint: Checkpoint, network) -> Split
     recorded = checkpoint.train_config
     try:
         mix = recorded_mix(recorded)
-        split_config = (
-            SplitConfig.from_record(recorded["split"])
-            if "split" in recorded
-            else SplitConfig(recorded["val_fraction"], recorded["seed"], recorded.get("max_images"))
-        )
+        split_config = SplitConfig.from_train_record(recorded)
         split = load_split(mix, checkpoint.preprocess, split_config, config.threads, config.show_progress)
     except DataError as exc:
         raise ExportError(

@@ -22,23 +22,8 @@ import numpy as np
 from .classify import Classification, ImageResult, Settings, decode_array, decode_file
 from .files import FolderWalk
 from .model import Classifier, default_model_path
-from .run import RunSummary, classify_to_csv
+from .run import RunSummary, classify_to_csv  # noqa: F401 (the API's, re-exported)
 from .series import SeriesCollector, SeriesRule, SeriesSummary
-
-__all__ = [
-    "Classifier",
-    "ImageResult",
-    "RunSummary",
-    "SeriesSummary",
-    "Settings",
-    "classify_array",
-    "classify_file",
-    "classify_folder",
-    "classify_to_csv",
-    "classify_volume",
-    "default_model_path",
-    "load_model",
-]
 
 
 def load_model(path: str | Path | None = None, threads: int | None = None) -> Classifier:

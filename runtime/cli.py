@@ -81,21 +81,12 @@ def classify(
         min_confidence=min_confidence,
     )
     try:
+        # The options are the run function's keywords (runtime/run.py), one for one.
         summary = classify_to_csv(
-            folder,
-            csv,
-            model=model,
-            settings=settings,
-            threads=threads,
-            recursive=recursive,
-            overwrite=overwrite,
-            resume=resume,
-            report_dir=report_dir,
-            series_csv=series_csv,
-            ray=ray,
-            ray_address=ray_address,
-            show_progress=not quiet and sys.stderr.isatty(),
-        )
+            folder, csv, model=model, settings=settings, threads=threads, recursive=recursive,
+            overwrite=overwrite, resume=resume, report_dir=report_dir, series_csv=series_csv,
+            ray=ray, ray_address=ray_address, show_progress=not quiet and sys.stderr.isatty(),
+        )  # fmt: skip
     except RunInterrupted as exc:
         say(str(exc))
         raise typer.Exit(EXIT_INTERRUPTED) from None

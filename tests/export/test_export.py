@@ -309,3 +309,84 @@ def test_a_genuinely_broken_int8_model_is_refused_at_the_default_gate(trained_ru
     assert any("agreement" in failure for failure in result.parity.int8_failures)
     assert result.int8_path is None and not pipeline.int8_path_for(out).exists()
     assert out.is_file()
+
+
+def test_the_bundled_recipe_runs_end_to_end_on_a_small_mix(labelled, tmp_path: Path):
+    """The bundled model's path, small: a mix with a class-folder tree, a folder of tumours
+    of unrecorded type and a manifest with patients and sequences, through training (its
+    per-source figures and the best epoch on the worst source) and export (the scope and
+    rule-out fits on the recomputed split, the negative class and the series rule)."""
+    import shutil
+
+    from brain_tumor_edge.train.checkpoint import load_checkpoint
+    from brain_tumor_edge.train.config import TrainConfig
+    from brain_tumor_edge.train.mix import Mix
+    from brain_tumor_edge.train.recipe import Recipe
+    from brain_tumor_edge.train.split import SplitConfig, load_split, recorded_mix
+    from brain_tumor_edge.train.trainer import train
+
+    small = tmp_path / "small"  # a class-folder tree of 40 images a class
+    for name in ("glioma", "meningioma", "notumor", "pituitary"):
+        (small / name).mkdir(parents=True)
+        for path in sorted((labelled.training / name).glob("*.jpg"))[-40:]:
+            shutil.copy(path, small / name / path.name)
+    glioma = sorted((labelled.training / "glioma").glob("*.jpg"))
+    healthy = sorted((labelled.training / "notumor").glob("*.jpg"))
+    unknown = tmp_path / "unknown"
+    unknown.mkdir()
+    for path in glioma[:24]:
+        shutil.copy(path, unknown / path.name)
+    cases = tmp_path / "cases"
+    rows = []
+    for index, path in enumerate(glioma[24:48] + healthy[:24]):
+        patient = f"p{index % 6}"
+        (cases / patient).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, cases / patient / path.name)
+        label = "glioma" if path in glioma else "notumor"
+        rows.append({"path": f"{patient}/{path.name}", "label": label, "patient": patient,
+                     "sequence": "flair" if (index // 6) % 2 else "t1"})  # fmt: skip
+    with open(cases / "manifest.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    mix = Mix.from_dict(
+        {
+            "source": [
+                {"name": "folders", "folders": str(small)},
+                {"name": "unknown", "folder": str(unknown), "label": "tumour"},
+                {"name": "cases", "manifest": str(cases / "manifest.csv"), "group_column": "patient",
+                 "sequence_column": "sequence"},
+            ]
+        }
+    )  # fmt: skip
+    run = tmp_path / "run"
+    recipe = get_architecture("compact").recipe
+    metrics = train(
+        TrainConfig(
+            out=run, mix=mix, arch="compact", recipe=Recipe(**{**recipe.__dict__, "epochs": 2}),
+            seed=4, show_progress=False,
+        )
+    )  # fmt: skip
+    sources = metrics["validation"]["sources"]
+    assert {"folders", "unknown", "cases", "cases/flair", "cases/t1"} <= set(sources)
+    assert "auroc" in sources["cases"] and "sensitivity" in sources["unknown"]
+    assert metrics["validation"]["tumour_unknown"]["images"] == sources["unknown"]["images"]
+    history = list(csv.DictReader((run / "history.csv").open()))
+    best = max(history, key=lambda row: (float(row["val_worst_balanced"]), -float(row["val_loss"])))
+    assert metrics["best_epoch"] == int(best["epoch"])
+    assert len((run / "history_sources.jsonl").read_text().splitlines()) == 2
+    # The split the checkpoint records is the one training used.
+    checkpoint = load_checkpoint(run / "model.pt")
+    recorded = checkpoint.train_config
+    again = load_split(
+        recorded_mix(recorded), checkpoint.preprocess, SplitConfig.from_record(recorded["split"])
+    )
+    assert len(again.validation.labels) == sum(
+        sources[name]["images"] for name in ("folders", "unknown", "cases")
+    )
+    result = run_export(ExportConfig(checkpoint=run, out=tmp_path / "m.onnx", check_images=60))
+    assert result.parity.fp32_passed
+    metadata = Classifier(result.fp32_path).metadata
+    assert metadata.negative_class == "notumor" and metadata.series["min_run"] == 3
+    assert metadata.scope["fitted_on_images"] == len(again.train.labels) and metadata.scope["limit"] > 0
+    assert set(metadata.rule_out.get("per_source", {})) in ({"folders", "unknown", "cases"}, set())

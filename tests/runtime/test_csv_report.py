@@ -84,15 +84,34 @@ def test_an_interrupted_report_leaves_no_target_but_keeps_the_rows(tmp_path):
     assert "a.jpg" in partial_path(target).read_text(encoding="utf-8")
 
 
+def _resume_after(folder: Path, out: Path, kept: int) -> tuple[bytes, str]:
+    """Classify `folder` into `out`; then leave what an interrupted run leaves (the header and
+    `kept` finished rows, as the run writes them), resume, and return the complete CSV's bytes
+    and the resumed run's output."""
+    from typer.testing import CliRunner
+
+    from brain_tumor_edge.runtime.cli import app
+    from brain_tumor_edge.runtime.csv_report import RowWriter
+
+    assert CliRunner().invoke(app, [str(folder), "--csv", str(out)]).exit_code == 0
+    complete = out.read_bytes()
+    with out.open(encoding="utf-8", newline="") as handle:
+        records = list(csv.reader(handle))
+    with open(str(out) + ".partial", "w", encoding="utf-8", newline="") as handle:
+        writer = RowWriter(handle)
+        for record in records[: 1 + kept]:
+            writer.writerow(record)
+    out.unlink()
+    result = CliRunner().invoke(app, [str(folder), "--csv", str(out), "--resume"])
+    assert result.exit_code == 0, result.output
+    return complete, result.output
+
+
 def test_names_with_line_breaks_are_quoted_and_round_trip_through_resume(tmp_path: Path):
     """A file name holding "\r" or "\n" (legal on Linux shares) is one quoted cell, the CSV
     parses back to one record per file, and a resume keeps such rows without redoing them."""
     import shutil
 
-    from typer.testing import CliRunner
-
-    from brain_tumor_edge.runtime.cli import app
-    from brain_tumor_edge.runtime.csv_report import RowWriter
     from tests.conftest import sample_files
 
     folder = tmp_path / "in"
@@ -101,22 +120,11 @@ def test_names_with_line_breaks_are_quoted_and_round_trip_through_resume(tmp_pat
     for index, name in enumerate(names):
         shutil.copy(sample_files()[index], folder / name)
     out = tmp_path / "out.csv"
-    assert CliRunner().invoke(app, [str(folder), "--csv", str(out)]).exit_code == 0
-    complete = out.read_bytes()
-    with out.open(encoding="utf-8", newline="") as handle:
-        records = list(csv.reader(handle))
+    complete, output = _resume_after(folder, out, kept=2)
+    records = list(csv.reader(complete.decode("utf-8").splitlines(keepends=True)))
     assert len(records) == 1 + len(names)
     assert sorted(Path(record[0]).name for record in records[1:]) == sorted(names)
-    # What an interrupted run leaves: the header and two finished rows, as the run writes them.
-    with open(tmp_path / "out.csv.partial", "w", encoding="utf-8", newline="") as handle:
-        writer = RowWriter(handle)
-        for record in records[:3]:
-            writer.writerow(record)
-    out.unlink()
-    result = CliRunner().invoke(app, [str(folder), "--csv", str(out), "--resume"])
-    assert result.exit_code == 0, result.output
-    assert "plus 2 kept" in result.output
-    assert out.read_bytes() == complete
+    assert "plus 2 kept" in output and out.read_bytes() == complete
 
 
 def test_a_name_that_is_not_utf8_is_escaped_and_resume_goes_past_it(tmp_path: Path):
@@ -125,30 +133,14 @@ def test_a_name_that_is_not_utf8_is_escaped_and_resume_goes_past_it(tmp_path: Pa
     import os
     import shutil
 
-    from typer.testing import CliRunner
-
-    from brain_tumor_edge.runtime.cli import app
-    from brain_tumor_edge.runtime.csv_report import RowWriter
     from tests.conftest import sample_files
 
     folder = tmp_path / "in"
     folder.mkdir()
-    latin1 = os.fsdecode(b"caf\xe9.jpg")  # not UTF-8: Python keeps the byte as a surrogate
-    shutil.copy(sample_files()[0], folder / latin1)
+    shutil.copy(sample_files()[0], folder / os.fsdecode(b"caf\xe9.jpg"))  # not UTF-8: a surrogate
     shutil.copy(sample_files()[1], folder / "zeta.jpg")
     out = tmp_path / "out.csv"
-    result = CliRunner().invoke(app, [str(folder), "--csv", str(out)])
-    assert result.exit_code == 0, result.output
-    complete = out.read_bytes()
-    complete.decode("utf-8")  # valid UTF-8 throughout
-    with out.open(encoding="utf-8", newline="") as handle:
-        records = list(csv.reader(handle))
-    assert records[1][0] == str(folder / "caf\\udce9.jpg")  # the documented escape
-    with open(tmp_path / "out.csv.partial", "w", encoding="utf-8", newline="") as handle:
-        writer = RowWriter(handle)
-        for record in records[:2]:
-            writer.writerow(record)
-    out.unlink()
-    resumed = CliRunner().invoke(app, [str(folder), "--csv", str(out), "--resume"])
-    assert resumed.exit_code == 0, resumed.output
-    assert "plus 1 kept" in resumed.output and out.read_bytes() == complete
+    complete, output = _resume_after(folder, out, kept=1)
+    text = complete.decode("utf-8")  # valid UTF-8 throughout
+    assert str(folder / "caf\\udce9.jpg") in text  # the documented escape
+    assert "plus 1 kept" in output and out.read_bytes() == complete
