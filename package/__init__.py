@@ -12,7 +12,6 @@ Sub-packages: `brain_tumor_edge.runtime` (onnxruntime + OpenCV + numpy only),
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING
 
 _API = (
     "Classifier",
@@ -28,24 +27,11 @@ _API = (
 )
 __all__ = ["__version__", *_API]
 
-if TYPE_CHECKING:
-    from brain_tumor_edge.runtime.api import (  # noqa: F401
-        Classifier,
-        ImageResult,
-        Settings,
-        classify_array,
-        classify_file,
-        classify_folder,
-        classify_to_csv,
-        classify_volume,
-        default_model_path,
-        load_model,
-    )
-
 
 def __getattr__(name: str):
     # package/ is the parent of runtime/ only once installed, so these are looked up by
-    # name, not imported relatively (a relative import would mislead tools reading the tree).
+    # name: no import statement here names a path that the source tree does not have.
+    # Type checkers read the names' types from this function (PEP 562).
     if name == "__version__":
         return import_module("brain_tumor_edge.runtime.version").__version__
     if name in _API:

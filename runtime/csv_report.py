@@ -58,7 +58,7 @@ def spreadsheet_safe(text: str) -> str:
     a number), and a name that is not valid UTF-8 (its bytes kept by Python as surrogates)
     written with its bad bytes as `\\udcXX` escapes, so the CSV stays UTF-8 and resume
     compares names in this same form."""
-    if any("\udc80" <= char <= "\udcff" for char in text):
+    if not text.isascii() and any("\udc80" <= char <= "\udcff" for char in text):
         text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     if text.startswith(_FORMULA_STARTS) and not _NUMBER.fullmatch(text):
         return "'" + text

@@ -26,7 +26,6 @@ import numpy as np
 from .classify import ImageResult
 from .heatmap import normalised, upsample
 from .metadata import ModelMetadata
-from .reasons import kinds_in
 from .series import SeriesSummary
 
 # Slices and maps are written at the network's input size and laid over each other by the
@@ -96,7 +95,6 @@ class ReviewPage:
             else [round(float(p), 4) for p in result.probabilities],
             "review": result.review,
             "out_of_scope": result.out_of_scope,
-            "kinds": sorted(kinds_in(result.review)),
             "error": result.error,
             "thumb": "",  # the slice as the network saw it (the page scales it down)
             "map": "",  # its map in colour, laid over it by the page at a chosen opacity

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .classify import Classification, Settings
@@ -165,13 +165,7 @@ def classify_to_csv(
             )
         except ModelError as exc:
             raise RunError(str(exc)) from None
-        settings = Settings(
-            batch_size=settings.batch_size,
-            decode_workers=settings.decode_workers,
-            dicom_fields=settings.dicom_fields,
-            min_confidence=settings.min_confidence,
-            maps=report_dir is not None,
-        )
+        settings = replace(settings, maps=report_dir is not None)  # only the page shows maps
         return _run(
             folder,
             csv,

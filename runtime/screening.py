@@ -132,18 +132,6 @@ def describe(report: dict) -> str:
     )
 
 
-def describe_slices(figures: dict) -> list[str]:
-    lines = []
-    for sequence, part in figures["sequences"].items():
-        tumour, free = part["tumour_slices"], part["tumour_free_slices"]
-        lines.append(
-            f"{sequence}: {tumour['images']} slices showing the tumour: {tumour['missed_rate']:.1%} missed, "
-            f"{tumour['detected_rate']:.1%} detected; {free['images']} tumour-free slices: "
-            f"{free['false_alarm_rate']:.1%} given a tumour class with no reason"
-        )
-    return lines
-
-
 def brain_area(grey: np.ndarray) -> float:
     """The share of a slice above a fixed grey level (20 of 255): the head's (or, skull-stripped,
     the brain's) cross-section, the cue that tells tumour-free slice levels from tumour ones."""

@@ -15,7 +15,7 @@ docs/volumes.md says on what); a model without them uses the defaults below.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -151,8 +151,6 @@ class SeriesCollector:
     def add(self, result: ImageResult) -> None:
         if result.place is None:
             return
-        from dataclasses import replace
-
         place = result.place
         lite = replace(result, image=None, cam=None)
         self._slices.setdefault(place.series, []).append((place.position, result.name, lite))

@@ -75,12 +75,11 @@ class Volume:
         orientation = nibabel.orientations.io_orientation(image.affine)
         self._proxy = image.dataobj
         self._fourth = len(image.shape) > 3
-        # orientation[i] = (canonical axis of stored axis i, direction); invert it.
+        # orientation[i] = (canonical axis of stored axis i, direction); inverted here.
         self._stored_of = [0, 0, 0]
-        for stored, (canonical, _) in enumerate(orientation):
-            self._stored_of[int(canonical)] = stored
         self._flip_of = [False, False, False]
-        for canonical, direction in orientation:
+        for stored, (canonical, direction) in enumerate(orientation):
+            self._stored_of[int(canonical)] = stored
             self._flip_of[int(canonical)] = bool(direction < 0)
         self.shape = tuple(int(image.shape[self._stored_of[axis]]) for axis in range(3))
         zooms = image.header.get_zooms()

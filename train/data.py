@@ -61,10 +61,6 @@ class Provenance:
             [self.midlines[i] for i in indices],
         )
 
-    def describe(self, index: int, path: Path) -> str:
-        """A name for one image in reports: a mirrored slice is not its source file."""
-        return f"{path}#mirrored" if self.mirror_masks[index] is not None else str(path)
-
 
 @dataclass(frozen=True)
 class LabelledFiles:

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..runtime.metrics import auroc
+
 # Label index of a "tumour, type unknown" image (never a class index).
 TUMOUR_UNKNOWN = -1
 TUMOUR_UNKNOWN_NAME = "tumour (type unknown)"
@@ -106,8 +108,6 @@ def source_scores(
 
 
 def _scores(probabilities: np.ndarray, labels: np.ndarray, hits: np.ndarray, negative: int) -> dict:
-    from ..runtime.metrics import auroc
-
     known = labels >= 0
     is_negative = labels == negative
     tumour = ~is_negative

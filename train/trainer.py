@@ -251,6 +251,7 @@ def _train(
     if ranks.is_main:
         config.out.mkdir(parents=True, exist_ok=True)
 
+    record = config.as_record()  # the same every epoch: made once
     interrupted = False
     progress = Progress(
         TextColumn("{task.description}"),
@@ -312,7 +313,7 @@ def _train(
                         "history": history,
                         "best_row": best.row,
                         "best_state": best.state,
-                        "train_config": config.as_record(),
+                        "train_config": record,
                     },
                 )
     except KeyboardInterrupt:
