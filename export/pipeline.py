@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime.integrity import file_sha256
 from ..runtime.metadata import ModelMetadata
 from ..runtime.model import Classifier
 from ..runtime.series import SeriesRule
 from ..runtime.version import __version__
 from ..train.checkpoint import (
     Checkpoint,
-    file_sha256,
     load_checkpoint,
     resolve_checkpoint_path,
 )

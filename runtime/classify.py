@@ -21,15 +21,14 @@ from .dicom import (
     DICOM_SUFFIXES,
     PREAMBLE_LENGTH,
     NotAnImage,
-    dicom_byte_limit,
     looks_like_dicom,
     read_dicom,
 )
 from .errors import ImageError, MissingExtraError
-from .files import Unlisted, read_head, read_input
+from .files import Unlisted, open_regular, read_head, read_input
 from .model import Classifier
 from .outputs import ModelOutput
-from .preprocess import PreprocessConfig, decode_image, resize_chw
+from .preprocess import PreprocessConfig, decode_pages, resize_chw
 from .reasons import (
     SEPARATOR,
     confidence_reason,
@@ -144,18 +143,24 @@ def _decode(path: Path, config: PreprocessConfig, dicom_fields: tuple[str, ...])
     is_dicom = path.suffix.lower() in DICOM_SUFFIXES or looks_like_dicom(read_head(path, PREAMBLE_LENGTH))
     if not is_dicom:
         # Read bytes ourselves: cv2.imread cannot open non-ASCII paths on every platform.
-        data = read_input(path)
-        return Decoded([decode_array(decode_image(data, config.channel_order), config, name)])
-    try:
-        dicom = read_dicom(read_input(path, dicom_byte_limit(path)), dicom_fields)
-    except NotAnImage as exc:
-        return Decoded([], skipped=str(exc))
-    items = []
-    for index, frame in enumerate(dicom.frames):
-        label = name if len(dicom.frames) == 1 else f"{name}#{index}"
-        rgb = np.repeat(frame[:, :, None], 3, axis=2)
-        reasons = tuple(dicom.reasons) + tuple(image_reasons(rgb))
-        items.append(Item(label, resize_chw(rgb, config), "", dicom.fields, reasons, dicom.place))
+        pages = decode_pages(read_input(path), config.channel_order)  # a multi-page TIFF: each page
+        if len(pages) == 1:
+            return Decoded([decode_array(pages[0], config, name)])
+        return Decoded([decode_array(page, config, f"{name}#{index}") for index, page in enumerate(pages)])
+    with open_regular(path) as handle:
+        try:
+            dicom = read_dicom(handle, dicom_fields)
+        except NotAnImage as exc:
+            return Decoded([], skipped=str(exc))
+        items = []
+        for frame in dicom.frames():  # decoded one by one while the file is open
+            label = name if dicom.frame_count == 1 else f"{name}#{frame.index}"
+            if frame.pixels is None:
+                items.append(Item(label, None, frame.error, dicom.fields, place=dicom.place))
+                continue
+            rgb = np.repeat(frame.pixels[:, :, None], 3, axis=2)
+            reasons = (*dicom.reasons, *frame.reasons, *image_reasons(rgb))
+            items.append(Item(label, resize_chw(rgb, config), "", dicom.fields, reasons, dicom.place))
     return Decoded(items)
 
 

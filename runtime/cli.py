@@ -11,6 +11,7 @@ import typer
 from .classify import Settings
 from .commands import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, VersionOption, fail, new_app, say
 from .errors import BrainTumorEdgeError, RunInterrupted
+from .files import DEFAULT_EXCLUDES
 from .run import classify_to_csv
 
 DEFAULTS = Settings()
@@ -23,16 +24,32 @@ def classify(
     folder: Annotated[
         Path, typer.Argument(metavar="FOLDER", help="Folder of MRI images (searched recursively).")
     ],
-    csv: Annotated[Path, typer.Option("--csv", help="Where to write the results CSV.")],
+    # A string, not a Path: Path("new/") drops the slash that says the user meant a folder.
+    csv: Annotated[str, typer.Option("--csv", help="Where to write the results CSV (a file name).")],
     model: Annotated[Path | None, typer.Option(help="ONNX model; default: the bundled int8 model.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1024)] = DEFAULTS.batch_size,
     threads: Annotated[
         int | None, typer.Option(min=1, help="onnxruntime threads; default: all cores.")
     ] = None,
     recursive: Annotated[bool, typer.Option(help="Descend into sub-folders.")] = True,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="GLOB",
+            help="Leave out files and folders whose name (or path below FOLDER) matches; repeatable. "
+            f"Always left out unless --no-default-excludes: {' '.join(DEFAULT_EXCLUDES)}",
+        ),
+    ] = None,
+    default_excludes: Annotated[
+        bool, typer.Option(help="Leave out system clutter (macOS, Windows, NAS folders); see --exclude.")
+    ] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing CSV.")] = False,
     resume: Annotated[
-        bool, typer.Option(help="Continue an interrupted run from its OUT.csv.partial.")
+        bool, typer.Option(help="Continue an interrupted run from its OUT.csv.partial (the same run only).")
+    ] = False,
+    retry_errors: Annotated[
+        bool,
+        typer.Option(help="Re-classify only the failed rows of a finished CSV, in place (same run only)."),
     ] = False,
     dicom_fields: Annotated[
         str,
@@ -84,7 +101,8 @@ def classify(
         # The options are the run function's keywords (runtime/run.py), one for one.
         summary = classify_to_csv(
             folder, csv, model=model, settings=settings, threads=threads, recursive=recursive,
-            overwrite=overwrite, resume=resume, report_dir=report_dir, series_csv=series_csv,
+            exclude=tuple(exclude or ()), default_excludes=default_excludes, overwrite=overwrite,
+            resume=resume, retry_errors=retry_errors, report_dir=report_dir, series_csv=series_csv,
             ray=ray, ray_address=ray_address, show_progress=not quiet and sys.stderr.isatty(),
         )  # fmt: skip
     except RunInterrupted as exc:

@@ -28,25 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from .classify import Classification, Settings
-from .csv_report import result_row, spreadsheet_safe
-from .errors import MissingExtraError
-from .files import FolderWalk
+from .csv_report import result_row, sort_key, spreadsheet_safe
+from .errors import MissingExtraError, RunError
+from .files import FolderWalk, WalkRules
 from .model import Classifier
 
 COUNTS = "\x00counts"  # the key of rows that carry counts, not results (sorts first)
-
-
-def sort_key(name: str) -> str:
-    """Path components joined by NUL, then the frame: sorts exactly as the one-PC walk emits.
-
-    The walk sorts each folder's names and descends depth-first, which is the order of the
-    component tuples; NUL sorts below any character a name can hold.
-    """
-    base, hash_sign, frame = name.rpartition("#")
-    number = frame.removeprefix("z=")  # a DICOM frame "#N" or a volume's slice "#z=K"
-    if not (hash_sign and number.isdigit()):
-        base, number = name, "0"
-    return "\x00".join(Path(base).parts) + f"\x01{int(number):09d}"
 
 
 @dataclass(frozen=True)
@@ -56,26 +43,30 @@ class ClusterJob:
     threads_per_actor: int = 2
 
 
-def _top_level(folder: Path, recursive: bool) -> tuple[list[str], list[str], dict]:
+def _top_level(folder: Path, recursive: bool, rules: WalkRules) -> tuple[list[str], list[str], dict]:
     """The archive's top level: sub-folders (walked in parallel), files, and what was passed over."""
-    walk = FolderWalk(folder, recursive=False)
+    walk = FolderWalk(folder, recursive=False, rules=rules)
     files = [str(path) for path in walk]
     folders = []
     if recursive:
+        real = Path(os.path.realpath(folder))
         for name in sorted(os.listdir(folder)):
+            if real / name in rules.outputs or rules.excludes(name, name):
+                continue  # counted (when excluded) by the walk above, which met it too
             try:
                 if stat.S_ISDIR(os.stat(folder / name).st_mode):
                     folders.append(str(folder / name))
             except OSError:
                 continue
-    return folders, files, {"ignored": walk.ignored, "special": walk.special}
+    return folders, files, {"ignored": walk.ignored, "special": walk.special, "excluded": walk.excluded}
 
 
-def _list_folder(row: dict, done: frozenset[str]) -> list[dict]:
+def _list_folder(row: dict, done: frozenset[str], rules: WalkRules) -> list[dict]:
     """flat_map: one sub-folder -> its input files, plus one row of counts."""
-    walk = FolderWalk(Path(row["folder"]))
+    walk = FolderWalk(Path(row["folder"]), rules=rules)
     rows = [{"path": str(p)} for p in walk if spreadsheet_safe(str(p)) not in done]
-    return [*rows, {"path": COUNTS + json.dumps({"ignored": walk.ignored, "special": walk.special})}]
+    counts = {"ignored": walk.ignored, "special": walk.special, "excluded": walk.excluded}
+    return [*rows, {"path": COUNTS + json.dumps(counts)}]
 
 
 class _ClassifyBatch:
@@ -111,6 +102,7 @@ def classify_on_ray(
     address: str | None,
     recursive: bool = True,
     done: frozenset[str] = frozenset(),
+    rules: WalkRules = WalkRules(),  # noqa: B008 -- frozen, so one shared default is safe
     actors: int | None = None,
 ) -> Iterator[tuple[str, list[str] | dict]]:
     """Yields ("row", cells) in sorted path order, and ("counts", {...}) for what was passed over.
@@ -124,7 +116,14 @@ def classify_on_ray(
     if not ray.is_initialized():
         # Ray's own chatter (INFO lines, C++ warnings) is not for a CSV user's terminal.
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
-        ray.init(address=address or None, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        try:
+            ray.init(
+                address=address or None, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
+            )
+        except Exception as exc:  # no cluster there, a refused connection, a version mismatch
+            raise RunError(
+                f"cannot start or join Ray at {address or 'a local cluster'} ({type(exc).__name__})"
+            ) from None
     for name in [n for n in logging.root.manager.loggerDict if n.startswith("ray")]:
         logging.getLogger(name).setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
@@ -136,12 +135,12 @@ def classify_on_ray(
     job = ClusterJob(job.model, job.settings, threads)
     pool = actors or max(1, (cpus - 1) // threads)
 
-    folders, files, counts = _top_level(folder, recursive)
+    folders, files, counts = _top_level(folder, recursive, rules)
     yield "counts", counts
     parts = []
     if folders:
         listed = ray.data.from_items([{"folder": f} for f in folders])
-        parts.append(listed.flat_map(_list_folder, fn_kwargs={"done": done}))
+        parts.append(listed.flat_map(_list_folder, fn_kwargs={"done": done, "rules": rules}))
     top = [{"path": p} for p in files if spreadsheet_safe(p) not in done]
     if top:
         parts.append(ray.data.from_items(top))

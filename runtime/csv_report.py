@@ -19,10 +19,23 @@ from .reasons import KINDS, kinds_in
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _file_of(cell: str) -> str:
-    """The file a path cell belongs to: "scan.dcm#12" (frame 12) -> "scan.dcm"."""
+def file_of(cell: str) -> str:
+    """The file a path cell belongs to: "scan.dcm#12" (frame 12) or "brain.nii.gz#z=40" -> the file."""
     base, hash_sign, frame = cell.rpartition("#")
-    return base if hash_sign and frame.isdigit() else cell
+    return base if hash_sign and frame.removeprefix("z=").isdigit() else cell
+
+
+def sort_key(name: str) -> str:
+    """Path components joined by NUL, then the frame: sorts exactly as the one-PC walk emits.
+
+    The walk sorts each folder's names and descends depth-first, which is the order of the
+    component tuples; NUL sorts below any character a name can hold.
+    """
+    base, hash_sign, frame = name.rpartition("#")
+    number = frame.removeprefix("z=")  # a DICOM frame "#N" or a volume's slice "#z=K"
+    if not (hash_sign and number.isdigit()):
+        base, number = name, "0"
+    return "\x00".join(Path(base).parts) + f"\x01{int(number):09d}"
 
 
 class ReportError(BrainTumorEdgeError, ValueError):
@@ -91,7 +104,12 @@ class CsvReport:
     """Context manager: rows are flushed as they come; the target appears only when complete.
 
     An interrupted run (Ctrl-C, kill -9, power loss) leaves `OUT.csv.partial` with every
-    finished row and never a truncated `OUT.csv`.
+    finished row and never a truncated `OUT.csv`; one that fails before its first row
+    leaves nothing (a header-only partial would only block the next run).
+
+    `resume`: the partial's rows are kept and their files not redone. `retry`: the finished
+    CSV's rows are kept except every row of a file that has an error row; `retrying` then
+    holds those files' path cells, and the rows are put back in walk order at the end.
     """
 
     def __init__(
@@ -100,6 +118,7 @@ class CsvReport:
         class_names: Sequence[str],
         resume: bool = False,
         extra: Sequence[str] = (),
+        retry: bool = False,
     ) -> None:
         self.target = Path(target)
         self.class_names = tuple(class_names)
@@ -110,6 +129,8 @@ class CsvReport:
         self.error_column = self._counted[2]
         self.partial = partial_path(self.target)
         self.resume = resume
+        self.retry = retry
+        self.retrying: set[str] = set()  # with retry: the files whose rows failed
         self.done: set[str] = set()  # path cells already written (when resuming)
         # Counts over the whole CSV, rows kept from an interrupted run included.
         self.rows = 0
@@ -123,13 +144,18 @@ class CsvReport:
         self._writer = None
 
     def __enter__(self) -> CsvReport:
-        kept = self._rows_to_keep() if self.resume and self.partial.exists() else []
+        if self.retry:
+            rows = self._rows_to_keep(self.target)
+            self.retrying = {file_of(row[0]) for row in rows if row[self.error_column]}
+            kept = [row for row in rows if file_of(row[0]) not in self.retrying]
+        else:
+            kept = self._rows_to_keep(self.partial) if self.resume and self.partial.exists() else []
         self._handle = open(self.partial, "w", newline="", encoding="utf-8")
         self._writer = RowWriter(self._handle)
         self._writer.writerow(self.columns)
         for row in kept:
             self._writer.writerow(row)
-        self.done = {_file_of(row[0]) for row in kept}
+        self.done = {file_of(row[0]) for row in kept}
         self.kept = len(kept)
         for row in kept:
             self._count_cells(row)
@@ -145,9 +171,10 @@ class CsvReport:
         if prediction:
             self.predicted[prediction] += 1
 
-    def _rows_to_keep(self) -> list[list[str]]:
-        """Complete rows of an interrupted run; a torn last line (kill -9) is dropped."""
-        with open(self.partial, encoding="utf-8", errors="replace", newline="") as handle:
+    def _rows_to_keep(self, source: Path) -> list[list[str]]:
+        """Complete rows of an interrupted run (or a finished one); a torn last line (kill -9)
+        is dropped, and so are the rows of a last file whose frames may be incomplete."""
+        with open(source, encoding="utf-8", errors="replace", newline="") as handle:
             text = handle.read()
         if not text.endswith("\n"):
             text = text[: text.rfind("\n") + 1]
@@ -159,19 +186,26 @@ class CsvReport:
             rows = []
         if not rows or rows[0] != self.columns:
             raise ReportError(
-                f"{self.partial} was written with other columns (another model or --dicom-fields); "
+                f"{source} was written with other columns (another model or --dicom-fields); "
                 "remove it or pass --overwrite to start over"
             )
         kept = [row for row in rows[1:] if len(row) == len(self.columns)]
         # The frames of the last file may be incomplete: redo that file whole.
-        if kept and _file_of(kept[-1][0]) != kept[-1][0]:
-            last = _file_of(kept[-1][0])
-            while kept and _file_of(kept[-1][0]) == last:
+        if source == self.partial and kept and file_of(kept[-1][0]) != kept[-1][0]:
+            last = file_of(kept[-1][0])
+            while kept and file_of(kept[-1][0]) == last:
                 kept.pop()
         return kept
 
     def is_done(self, path: Path) -> bool:
         return spreadsheet_safe(str(path)) in self.done
+
+    def rebase(self, old: str, new: str) -> None:
+        """The kept rows name files from `old` (the folder as the run spelled it); this run
+        walks it as `new`: compare in the new spelling."""
+        old, new = spreadsheet_safe(old), spreadsheet_safe(new)
+        self.done = {new + cell[len(old) :] if cell.startswith(old) else cell for cell in self.done}
+        self.retrying = {new + cell[len(old) :] if cell.startswith(old) else cell for cell in self.retrying}
 
     def write(self, result: ImageResult) -> None:
         self.write_cells(result_row(result, self.class_names, self.extra))
@@ -194,5 +228,22 @@ class CsvReport:
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self._handle.close()
-        if exc_type is None:
+        if exc_type is not None and self.rows == 0:
+            self.partial.unlink(missing_ok=True)  # nothing to resume: leave nothing behind
+        elif exc_type is None:
+            if self.retry:
+                self._put_in_walk_order()
             os.replace(self.partial, self.target)
+
+    def _put_in_walk_order(self) -> None:
+        """After a retry the retried files' rows come last: sort every row back into place
+        (each file's own rows, its frames, keep their order: the sort is stable)."""
+        with open(self.partial, encoding="utf-8", newline="") as handle:
+            header, *rows = list(csv.reader(handle))
+        rows.sort(key=lambda row: sort_key(file_of(row[0])))
+        with open(self.partial, "w", encoding="utf-8", newline="") as handle:
+            writer = RowWriter(handle)
+            for row in (header, *rows):
+                writer.writerow(row)
+            handle.flush()
+            os.fsync(handle.fileno())

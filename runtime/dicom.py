@@ -4,17 +4,28 @@ Pipeline per frame: modality LUT (rescale slope/intercept), then the VOI LUT or 
 window centre/width when present (else the frame's own range), MONOCHROME1 inverted,
 then 8 bits, three channels, and the shared preprocessing. pydicom is imported only when
 a DICOM file is met, so the runtime works without it.
+
+Frames are decoded one at a time (pydicom's `iter_pixels`), each brought to 8 bits and
+handed on before the next, so memory per file is its pixel data plus one frame; a frame
+that fails to decode becomes that frame's error row and the others stand. No text from
+a file's elements reaches an error message: errors name the problem, not the values.
 """
 
 from __future__ import annotations
 
 import io
+import logging
+import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import numpy as np
 
 from .errors import ImageError
 from .image_header import MAX_PIXELS
+from .reasons import DICOM_NOTE
 from .series import SlicePlace
 
 PREAMBLE_LENGTH = 132
@@ -54,19 +65,45 @@ def looks_like_dicom(head: bytes) -> bool:
     return head[:4] == b"DICM" or (len(head) >= 8 and head[:2] == b"\x08\x00" and head[3] == 0)
 
 
-def _with_preamble(data: bytes) -> bytes:
-    """pydicom looks for `DICM` after a preamble; give one to files written without it."""
-    return bytes(128) + data if data[:4] == b"DICM" else data
+@dataclass
+class Frame:
+    """One decoded frame (HxW uint8, with its own review reasons), or why it could not be."""
+
+    index: int
+    pixels: np.ndarray | None
+    reasons: list[str] = field(default_factory=list)
+    error: str = ""
 
 
 @dataclass
 class DicomImage:
-    frames: list[np.ndarray]  # HxW uint8 each
+    dataset: object  # the pydicom Dataset, its pixel data read frame by frame by `frames()`
+    frame_count: int
+    view: View  # how its stored values become grey levels
     fields: dict[str, str] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)  # out-of-scope reasons from the header
     # The series this object belongs to and where it lies in it (runtime/series.py);
     # None without a SeriesInstanceUID.
     place: SlicePlace | None = None
+
+    def frames(self) -> Iterator[Frame]:
+        """Each frame in order, decoded when asked for; a failed frame is an error Frame."""
+        from pydicom.pixels import iter_pixels
+
+        start = 0
+        while start < self.frame_count:
+            try:
+                # iter_pixels decodes one frame per step; after a failure it is restarted
+                # past the bad frame, so one corrupt frame costs one row, not the file.
+                for pixels in iter_pixels(self.dataset, indices=range(start, self.frame_count)):
+                    yield self.view.frame(start, pixels)
+                    start += 1
+                break  # the iterator stopped early (fewer frames than declared)
+            except Exception as exc:  # a codec's failure: each library raises its own type
+                yield Frame(start, None, error=f"DICOM frame not decodable ({type(exc).__name__})")
+                start += 1
+        for missing in range(start, self.frame_count):
+            yield Frame(missing, None, error="DICOM frame missing (pixel data shorter than declared)")
 
 
 def plane_of(orientation: list[float]) -> str:
@@ -109,16 +146,19 @@ def _pydicom():
     # Archives hold values that break the standard's rules (text in numbers, odd UIDs):
     # read them without a warning per element; what cannot be used becomes an error row.
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    # pydicom logs a failed frame's details itself; the row's error cell says it, and a
+    # library's log line on a user's terminal is noise (Python prints unhandled ones).
+    logging.getLogger("pydicom").addHandler(logging.NullHandler())
     return pydicom
 
 
-def _read_dataset(source, stop_before_pixels: bool = False):
+def _read_dataset(source, defer: bool = False, stop_before_pixels: bool = False):
     """Part 10 with or without preamble or file meta, as real archives hold them (force=True)."""
     pydicom = _pydicom()
     try:
-        # defer_size: a header read never loads a huge element (a malformed length) whole.
-        defer = "1 MB" if stop_before_pixels else None
-        return pydicom.dcmread(source, force=True, stop_before_pixels=stop_before_pixels, defer_size=defer)
+        return pydicom.dcmread(
+            source, force=True, defer_size="1 MB" if defer else None, stop_before_pixels=stop_before_pixels
+        )
     except Exception as exc:  # pydicom raises many types for malformed files
         raise ImageError(f"unreadable DICOM ({type(exc).__name__})") from exc
 
@@ -139,23 +179,6 @@ def _declared_pixels(dataset) -> tuple[int, int, int, int]:
         _number(dataset, "NumberOfFrames", 1) or 1,
         _number(dataset, "SamplesPerPixel", 1) or 1,
     )
-
-
-def dicom_byte_limit(path) -> int:
-    """The largest file size the header makes plausible: the raw pixel bytes it declares
-    (uncompressed; compressed data is smaller) plus 1 MiB of elements. Read from the
-    header alone, so a multi-gigabyte file is refused before it is read."""
-    with open(path, "rb") as handle:
-        if handle.read(4) == b"DICM":
-            # No preamble: parse the first MiB with one added (headers are far smaller).
-            dataset = _read_dataset(io.BytesIO(bytes(128) + b"DICM" + handle.read(1 << 20)), True)
-        else:
-            handle.seek(0)
-            dataset = _read_dataset(handle, stop_before_pixels=True)
-    rows, columns, frames, samples = _declared_pixels(dataset)
-    _check_pixel_budget(rows, columns, frames)
-    bits = _number(dataset, "BitsAllocated", 16) or 16
-    return rows * columns * frames * samples * max(1, bits // 8) + (1 << 20)
 
 
 def _check_pixel_budget(rows: int, columns: int, frames: int) -> None:
@@ -181,34 +204,100 @@ def _ensure_transfer_syntax(dataset) -> None:
         meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
 
 
-def _first(value) -> float:
-    """Window centre/width may hold several alternatives; the first is the default view."""
+def _decimal(value) -> float:
+    """A DS value's first number; a decimal comma ("40,5", as some writers in comma locales
+    store it) is read as a point; anything else unreadable raises ValueError."""
     from pydicom.multival import MultiValue
 
-    return float(value[0]) if isinstance(value, MultiValue | list | tuple) else float(value)
+    first = value[0] if isinstance(value, MultiValue | list | tuple) else value
+    try:
+        return float(first)
+    except (TypeError, ValueError):
+        text = str(first).strip()
+        if re.fullmatch(r"[+-]?\d+,\d*", text):
+            return float(text.replace(",", "."))
+        raise ValueError("not a number") from None
 
 
-def _to_uint8(frame: np.ndarray, dataset) -> np.ndarray:
-    from pydicom.pixels import apply_modality_lut, apply_voi
+@dataclass
+class View:
+    """How a frame's stored values become the grey levels a viewer shows, decided once per
+    file from its header; what could not be read falls back (to no rescale, to the frame's
+    own range) with a review note saying so, instead of failing the file."""
 
-    values = apply_modality_lut(frame, dataset).astype(np.float64)
-    if "VOILUTSequence" in dataset:
-        values = apply_voi(values, dataset, index=0).astype(np.float64)
-        unit = _min_max(values)
-    elif "WindowCenter" in dataset and "WindowWidth" in dataset:
-        # DICOM PS3.3 C.11.2.1.2, linear: centre c, width w map [c - w/2, c + w/2] to [0, 1].
-        centre = _first(dataset.WindowCenter)
-        width = max(_first(dataset.WindowWidth), 1.0)
-        if width <= 1.0:  # the standard's own case: a threshold at c - 0.5
-            unit = (values > centre - 0.5).astype(np.float64)
+    dataset: object
+    window: tuple[float, float] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, dataset) -> View:
+        view = cls(dataset)
+        if "VOILUTSequence" in dataset:
+            return view
+        if "WindowCenter" in dataset and "WindowWidth" in dataset:
+            try:
+                centre, width = _decimal(dataset.WindowCenter), _decimal(dataset.WindowWidth)
+                view.window = (centre, max(width, 1.0))
+                if any("," in str(v) for v in (dataset.WindowCenter, dataset.WindowWidth)):
+                    view.notes.append(
+                        f"{DICOM_NOTE.prefix}window written with a decimal comma, read as a point"
+                    )
+            except Exception:
+                view.notes.append(f"{DICOM_NOTE.prefix}window unreadable, the frame's own range shown")
+        return view
+
+    @property
+    def photometric(self) -> str:
+        return _text(self.dataset, "PhotometricInterpretation").strip().upper()
+
+    def frame(self, index: int, pixels: np.ndarray) -> Frame:
+        from .reasons import channel_difference, colour_reason
+
+        reasons = list(self.notes)
+        if self.photometric == "PALETTE COLOR":
+            from pydicom.pixels import apply_color_lut
+
+            pixels = apply_color_lut(pixels, self.dataset)  # indices -> the colours they stand for
+            reasons += colour_reason(channel_difference(pixels))
+            return Frame(index, _min_max_uint8(pixels.astype(np.float64).mean(axis=-1)), reasons)
+        if pixels.ndim == 3:
+            # Colour DICOM (ultrasound, screenshots): grey for the model, flagged when truly colour.
+            reasons += colour_reason(channel_difference(pixels))
+            pixels = pixels.astype(np.float32).mean(axis=-1)
+        return Frame(index, self._grey(pixels, reasons), reasons)
+
+    def _grey(self, frame: np.ndarray, reasons: list[str]) -> np.ndarray:
+        from pydicom.pixels import apply_modality_lut, apply_voi
+
+        dataset = self.dataset
+        try:
+            values = apply_modality_lut(frame, dataset).astype(np.float64)
+        except Exception:  # a malformed slope or intercept
+            values = frame.astype(np.float64)
+            reasons.append(f"{DICOM_NOTE.prefix}rescale unreadable, stored values shown")
+        if "VOILUTSequence" in dataset:
+            try:
+                unit = _min_max(apply_voi(values, dataset, index=0).astype(np.float64))
+            except Exception:
+                reasons.append(f"{DICOM_NOTE.prefix}VOI LUT unreadable, the frame's own range shown")
+                unit = _min_max(values)
+        elif self.window is not None:
+            # DICOM PS3.3 C.11.2.1.2, linear: centre c, width w map [c - w/2, c + w/2] to [0, 1].
+            centre, width = self.window
+            if width <= 1.0:  # the standard's own case: a threshold at c - 0.5
+                unit = (values > centre - 0.5).astype(np.float64)
+            else:
+                unit = np.clip((values - (centre - 0.5)) / (width - 1) + 0.5, 0.0, 1.0)
         else:
-            unit = np.clip((values - (centre - 0.5)) / (width - 1) + 0.5, 0.0, 1.0)
-    else:
-        unit = _min_max(values)
-    image = np.round(unit * 255.0).astype(np.uint8)
-    if str(dataset.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1":
-        image = 255 - image  # MONOCHROME1: low values are white
-    return image
+            unit = _min_max(values)
+        image = np.round(unit * 255.0).astype(np.uint8)
+        if self.photometric == "MONOCHROME1":
+            image = 255 - image  # MONOCHROME1: low values are white
+        return image
+
+
+def _min_max_uint8(values: np.ndarray) -> np.ndarray:
+    return np.round(_min_max(values) * 255.0).astype(np.uint8)
 
 
 def _min_max(values: np.ndarray) -> np.ndarray:
@@ -217,38 +306,86 @@ def _min_max(values: np.ndarray) -> np.ndarray:
 
 
 def _text(dataset, name: str) -> str:
+    """An element as text; "" when absent or malformed (a value of 0 is "0", not absent)."""
     try:
-        return str(dataset.get(name, "") or "")
+        value = dataset.get(name)
+        return "" if value is None else str(value)
     except Exception:  # a malformed value: treat as absent
         return ""
 
 
-def read_dicom(data: bytes, fields: tuple[str, ...] = ()) -> DicomImage:
-    """Decode every frame of a DICOM file; raises NotAnImage or ImageError."""
-    from .reasons import channel_difference, colour_reason, dicom_reasons
+_CODE = re.compile(r"[A-Z0-9_ ]{1,16}")  # a Code String (CS), as Modality holds
+_UID = re.compile(r"[0-9.]{1,64}")
 
-    dataset = _read_dataset(io.BytesIO(_with_preamble(data)))
-    if len(dataset) == 0:  # "DICM" and nothing after it: a cut-off file, not a non-image object
+
+def _code(dataset, name: str, pattern: re.Pattern = _CODE) -> str:
+    """An element that a message or reason may quote: only if it has its VR's form (a code,
+    a UID), so free text a writer put there (a name, a note) never reaches a message."""
+    text = _text(dataset, name).strip()
+    return text if pattern.fullmatch(text) else ("unrecognised" if text else "")
+
+
+# A header larger than this (vendor per-frame data, private elements) is refused: the
+# pixels are bounded by MAX_PIXELS, the rest of a file by this.
+HEADER_ALLOWANCE = 64 * 1024 * 1024
+
+
+def read_dicom(source: bytes | BinaryIO, fields: tuple[str, ...] = ()) -> DicomImage:
+    """A DICOM file's header, checked, with its frames ready to decode one by one
+    (`DicomImage.frames()`; keep `source` open until they are read). Raises NotAnImage or
+    ImageError; the messages quote no element's text."""
+    from .reasons import dicom_reasons
+
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    # pydicom looks for `DICM` after a 128-byte preamble: give one to files written without.
+    if source.read(4) == b"DICM":  # (older exports; read whole, within the pixel budget)
+        source = io.BytesIO(bytes(128) + b"DICM" + source.read(MAX_PIXELS * 4))
+    source.seek(0)
+    # The header first (it stops before the pixel data): the file's size is checked against
+    # the pixels it declares before the rest is parsed, so a file padded to gigabytes is
+    # refused unread. defer_size: no huge element (a malformed length) is loaded whole.
+    header = _read_dataset(source, defer=True, stop_before_pixels=True)
+    if len(header) == 0:  # "DICM" and nothing after it: a cut-off file, not a non-image object
         raise ImageError("truncated DICOM (no elements)")
-    if "DirectoryRecordSequence" in dataset:
+    if "DirectoryRecordSequence" in header:
         raise NotAnImage("DICOMDIR")
-    if "PixelData" not in dataset:
-        raise NotAnImage(f"DICOM without pixel data ({_text(dataset, 'Modality') or 'unknown modality'})")
-    rows, columns, frame_count, samples = _declared_pixels(dataset)
+    rows, columns, frame_count, samples = _declared_pixels(header)
     _check_pixel_budget(rows, columns, frame_count)
+    bits = _number(header, "BitsAllocated", 16) or 16
+    size = source.seek(0, os.SEEK_END)
+    pixel_bytes = rows * columns * frame_count * samples * max(1, bits // 8)
+    if size > 2 * pixel_bytes + HEADER_ALLOWANCE:  # the pixels are bounded, not the header
+        raise ImageError(
+            f"DICOM file too large for the image it declares ({size / 2**20:.0f} MiB "
+            f"for {frame_count} frames of {columns}x{rows})"
+        )
+    source.seek(0)
+    # Now whole; the pixel data stays on disk until a frame is decoded.
+    dataset = _read_dataset(source, defer=True)
+    # Deferred values are read from this open file, never reopened by name (a file object
+    # from a descriptor has none, and a name could point at another file by then).
+    dataset.filename = source
+    if "PixelData" not in dataset:
+        raise NotAnImage(f"DICOM without pixel data ({_code(dataset, 'Modality') or 'unknown modality'})")
     _ensure_transfer_syntax(dataset)
-    try:
-        pixels = dataset.pixel_array
-    except Exception as exc:  # missing codec, corrupt stream: each a different type
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise ImageError(f"DICOM pixel data not decodable: {reason}") from exc
-    if frame_count == 1:
-        pixels = pixels[None]
-    reasons = dicom_reasons(_text(dataset, "Modality"), _text(dataset, "SOPClassUID"))
-    if samples == 3 and pixels.ndim == 4:
-        # Colour DICOM (ultrasound, screenshots): grey for the model, flagged when truly colour.
-        reasons += colour_reason(channel_difference(pixels))
-        pixels = pixels.astype(np.float32).mean(axis=-1)
-    frames = [_to_uint8(frame, dataset) for frame in pixels]
+    _check_decoder(dataset)
+    reasons = dicom_reasons(_code(dataset, "Modality"), _code(dataset, "SOPClassUID", _UID))
     kept = {name: _text(dataset, name) for name in fields}
-    return DicomImage(frames, kept, reasons, slice_place(dataset) if frame_count == 1 else None)
+    place = slice_place(dataset) if frame_count == 1 else None
+    return DicomImage(dataset, frame_count, View.of(dataset), kept, reasons, place)
+
+
+def _check_decoder(dataset) -> None:
+    """A compressed transfer syntax without an installed decoder: say which is missing."""
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import UID
+
+    syntax = UID(dataset.file_meta.TransferSyntaxUID)
+    try:
+        available = get_decoder(syntax).is_available
+    except Exception:  # not a transfer syntax pydicom knows
+        available = False
+    if not available:
+        name = syntax.name if syntax.is_transfer_syntax else "an unknown transfer syntax"
+        raise ImageError(f"DICOM pixel data not decodable: no decoder installed for {name}")

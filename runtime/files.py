@@ -1,7 +1,9 @@
 """Which files in a folder are inputs, in a stable order, and reading them safely.
 
-The walk opens regular files only (or links to them): FIFOs, sockets and device nodes
-are counted and never read, because opening a FIFO blocks until someone writes to it.
+The walk leaves out system clutter (`DEFAULT_EXCLUDES`, plus `--exclude` globs) and the
+run's own outputs (`WalkRules`). It opens regular files only (or links to them): FIFOs,
+sockets and device nodes are counted and never read, because opening a FIFO blocks until
+someone writes to it.
 Each real directory (device, inode) is walked once, so a link back to an ancestor ends
 instead of looping, and a folder reached by two routes is not classified twice. Links to
 folders outside the root are followed, once each.
@@ -15,7 +17,10 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import BinaryIO
 
 from .dicom import DICOM_SUFFIXES, PREAMBLE_LENGTH, looks_like_dicom
 from .errors import ImageError
@@ -30,13 +35,25 @@ IMAGE_EXTENSIONS = frozenset(
 MAX_IMAGE_BYTES = 128 * 1024 * 1024
 
 
+# System clutter that is never a scan: macOS resource forks and archive folders, Windows'
+# recycle bin and volume folders, NAS thumbnail folders, desktop trash. Matched (without
+# regard to case) against each file's and folder's name; `--exclude` adds to them.
+DEFAULT_EXCLUDES = (
+    "._*",
+    "__MACOSX",
+    "$RECYCLE.BIN",
+    "@eaDir",
+    ".Trash*",
+    "System Volume Information",
+)
+
+
 def is_input_file(path: Path) -> bool:
-    """Images by extension; DICOM by extension or, for PACS/CD exports without one, by content."""
+    """Images by extension; DICOM by content whatever the name (.dcm, none, a UID such as
+    1.2.840.113619..., Siemens .IMA, .MR: writers name them as they like); NIfTI by name."""
     suffix = path.suffix.lower()
     if suffix in IMAGE_EXTENSIONS or suffix in DICOM_SUFFIXES or is_nifti(path):
         return True
-    if suffix and not suffix[1:].isdigit():  # DICOM exports are often named 1.2.840.113619...
-        return False
     try:
         return looks_like_dicom(read_head(path, PREAMBLE_LENGTH))
     except (OSError, ImageError):
@@ -55,9 +72,13 @@ def _open_regular(path: Path) -> int:
     return descriptor
 
 
+def open_regular(path: Path) -> BinaryIO:
+    """A regular file opened for reading (never a FIFO or device), as a binary file object."""
+    return os.fdopen(_open_regular(path), "rb")
+
+
 def read_head(path: Path, size: int) -> bytes:
-    descriptor = _open_regular(path)
-    with os.fdopen(descriptor, "rb") as handle:
+    with open_regular(path) as handle:
         return handle.read(size)
 
 
@@ -86,6 +107,23 @@ class Unlisted(type(Path())):  # type: ignore[misc]  # a concrete Path class, as
         return entry
 
 
+@dataclass(frozen=True)
+class WalkRules:
+    """What the walk leaves out: names matching `exclude` (shell globs, matched without regard
+    to case against a name or a path relative to the root), and `outputs`, the run's own
+    files and folders (CSV, its partial and lock, the review folder), by their resolved path,
+    so a run never classifies its own thumbnails however the folders are nested."""
+
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDES
+    outputs: frozenset[Path] = frozenset()
+
+    def excludes(self, name: str, relative: str) -> bool:
+        name, relative = name.lower(), relative.lower()
+        return any(
+            fnmatchcase(name, glob.lower()) or fnmatchcase(relative, glob.lower()) for glob in self.exclude
+        )
+
+
 class FolderWalk:
     """Iterates the input files below a folder in sorted order, counting what it passes over.
 
@@ -94,18 +132,21 @@ class FolderWalk:
     like images are not yielded; broken links are (they get an error row, not silence).
     Nothing is lost without a word: a sub-folder that cannot be listed is yielded as an
     `Unlisted` entry (an error row naming the folder), an entry that cannot be examined is
-    yielded for its error row, and a root that cannot be listed raises OSError.
+    yielded for its error row, and a root that cannot be listed raises OSError. `rules`
+    leaves out excluded names (counted) and the run's own outputs (not counted).
     """
 
-    def __init__(self, folder: Path, recursive: bool = True) -> None:
+    def __init__(self, folder: Path, recursive: bool = True, rules: WalkRules = WalkRules()) -> None:
         self.folder = Path(folder)
         self.recursive = recursive
+        self.rules = rules
         self.ignored = 0  # files that are neither images nor DICOM
         self.special = 0  # FIFOs, sockets, devices: never opened
+        self.excluded = 0  # entries (files or whole folders) matching an exclude glob
         self._seen: set[tuple[int, int]] = set()
 
     def __iter__(self) -> Iterator[Path]:
-        self.ignored = self.special = 0
+        self.ignored = self.special = self.excluded = 0
         self._seen = set()
         return self._walk(self.folder)
 
@@ -124,8 +165,14 @@ class FolderWalk:
                 raise  # the root itself: the whole run cannot go on
             yield Unlisted.of(folder, exc)
             return
+        real = Path(os.path.realpath(folder)) if self.rules.outputs else None
         for name in names:
             path = folder / name
+            if real is not None and real / name in self.rules.outputs:
+                continue  # the run's own output: not an input, not counted
+            if self.rules.exclude and self.rules.excludes(name, self._relative(path)):
+                self.excluded += 1
+                continue
             try:
                 mode = os.stat(path).st_mode  # follows links
             except OSError:
@@ -143,6 +190,9 @@ class FolderWalk:
                 yield path
             else:
                 self.ignored += 1
+
+    def _relative(self, path: Path) -> str:
+        return path.relative_to(self.folder).as_posix() if path.is_relative_to(self.folder) else path.name
 
 
 def iter_image_files(folder: Path, recursive: bool = True) -> Iterator[Path]:

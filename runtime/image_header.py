@@ -13,6 +13,9 @@ from .errors import ImageError
 
 # 8000 x 8000: far above any MRI slice or scanned film, far below memory trouble.
 MAX_PIXELS = 64_000_000
+# A multi-page TIFF is read page by page into rows, like a DICOM's frames: its pages
+# together may hold a few slices' worth of the budget, and no more than this many pages.
+MAX_PAGES = 1024
 
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
@@ -37,14 +40,18 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _tiff_size(data: bytes) -> tuple[int, int] | None:
-    """The largest page's (width, height) over a TIFF's image file directories (at most 64)."""
+def _tiff_page_sizes(data: bytes) -> list[tuple[int, int]]:
+    """(width, height) of each page (image file directory) of a TIFF, at most MAX_PAGES."""
+    if data[:4] not in (b"II*\x00", b"MM\x00*") or len(data) < 8:
+        return []
     order = "<" if data[:2] == b"II" else ">"
     offset = struct.unpack(order + "I", data[4:8])[0]
-    best: tuple[int, int] | None = None
-    for _ in range(64):
+    pages: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    while len(pages) < MAX_PAGES and offset not in seen:
         if offset == 0 or offset + 2 > len(data):
             break
+        seen.add(offset)  # a directory chain that loops back ends here
         (count,) = struct.unpack(order + "H", data[offset : offset + 2])
         size = {}
         for entry in range(count):
@@ -55,13 +62,23 @@ def _tiff_size(data: bytes) -> tuple[int, int] | None:
             if tag in (256, 257):  # ImageWidth, ImageLength: SHORT (3) or LONG (4)
                 fmt = "H" if kind == 3 else "I"
                 size[tag] = struct.unpack(order + fmt, data[start + 8 : start + 8 + struct.calcsize(fmt)])[0]
-        if 256 in size and 257 in size and (best is None or size[256] * size[257] > best[0] * best[1]):
-            best = (size[256], size[257])
+        pages.append((size.get(256, 0), size.get(257, 0)))
         end = offset + 2 + 12 * count
         if end + 4 > len(data):
             break
         offset = struct.unpack(order + "I", data[end : end + 4])[0]
-    return best
+    return pages
+
+
+def tiff_pages(data: bytes) -> int:
+    """How many pages a TIFF holds (0 for any other file)."""
+    return len(_tiff_page_sizes(data))
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """The largest page's (width, height) of a TIFF."""
+    pages = [page for page in _tiff_page_sizes(data) if page[0] and page[1]]
+    return max(pages, key=lambda page: page[0] * page[1]) if pages else None
 
 
 def _pnm_size(data: bytes) -> tuple[int, int] | None:
@@ -115,6 +132,20 @@ def check_header(data: bytes) -> None:
         width, height = size
         if width * height > MAX_PIXELS:
             raise ImageError(f"image too large ({width}x{height} pixels)")
-    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-1024:]:
-        # A JPEG's last marker is EOI; a file cut short (half-copied) lacks it.
+    pages = _tiff_page_sizes(data)
+    if len(pages) >= MAX_PAGES:
+        raise ImageError(f"TIFF with too many pages (over {MAX_PAGES - 1})")
+    if sum(width * height for width, height in pages) > MAX_PIXELS * 4:
+        raise ImageError(f"TIFF too large ({len(pages)} pages)")
+    if data[:2] == b"\xff\xd8" and not _jpeg_ends(data):
         raise ImageError("truncated JPEG (no end-of-image marker)")
+
+
+def _jpeg_ends(data: bytes) -> bool:
+    """Whether the JPEG's image data reaches its end-of-image marker. A file cut short
+    (half-copied) lacks it; bytes after it (padding some writers and cameras add) do not
+    matter, since viewers stop at the marker. Inside entropy-coded data an 0xFF byte is
+    always stuffed (FF 00) or a restart marker, so an FF D9 after the last start-of-scan
+    is the real end, not one inside an EXIF thumbnail."""
+    scan = data.rfind(b"\xff\xda")
+    return scan >= 0 and data.find(b"\xff\xd9", scan) >= 0

@@ -16,6 +16,15 @@ CHECKSUM_KEY = "bt.file_sha256"
 PLACEHOLDER = "0" * 64
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a whole file, read in 1 MiB blocks (a checkpoint, a run's model)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class ChecksumError(ValueError):
     """The file does not hash to the checksum it carries."""
 

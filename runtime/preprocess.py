@@ -8,13 +8,14 @@ settings travel inside each ONNX model's metadata (see `runtime.metadata`).
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
 
 from .errors import ImageError
-from .image_header import check_header
+from .image_header import check_header, tiff_pages
 
 _INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 
@@ -89,33 +90,116 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     raise ImageError(f"unsupported pixel type {image.dtype}")
 
 
-def decode_image(data: bytes, channel_order: str = "RGB") -> np.ndarray:
-    """Decode file bytes into an HxWx3 uint8 image in `channel_order`.
+# EXIF orientation (tag 0x0112) -> the OpenCV operations that show the image as a viewer
+# does: rotate (90 clockwise, 180, 90 counter-clockwise) after an optional left-right flip.
+_ORIENTATIONS = {
+    2: (True, None),
+    3: (False, cv2.ROTATE_180),
+    4: (True, cv2.ROTATE_180),
+    5: (True, cv2.ROTATE_90_COUNTERCLOCKWISE),
+    6: (False, cv2.ROTATE_90_CLOCKWISE),
+    7: (True, cv2.ROTATE_90_CLOCKWISE),
+    8: (False, cv2.ROTATE_90_COUNTERCLOCKWISE),
+}
+_EXIF = 0  # cv2.IMAGE_METADATA_EXIF
 
-    Grayscale is replicated to three channels, alpha is dropped, 16-bit and float
-    images are brought to 8 bits. Raises ImageError with a short reason on bad input.
-    """
-    if not data:
-        raise ImageError("empty file")
-    check_header(data)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None or image.size == 0:
-        raise ImageError("not a decodable image")
+
+def exif_orientation(exif: bytes) -> int:
+    """The Orientation tag of an EXIF block (a small TIFF structure); 1 (as stored) when absent."""
+    exif = exif.removeprefix(b"Exif\x00\x00")
+    if len(exif) < 8 or exif[:2] not in (b"II", b"MM"):
+        return 1
+    order = "<" if exif[:2] == b"II" else ">"
+    (offset,) = struct.unpack(order + "I", exif[4:8])
+    if offset + 2 > len(exif):
+        return 1
+    (count,) = struct.unpack(order + "H", exif[offset : offset + 2])
+    for entry in range(min(count, 512)):
+        start = offset + 2 + 12 * entry
+        if start + 12 > len(exif):
+            break
+        tag, kind = struct.unpack(order + "HH", exif[start : start + 4])
+        if tag == 0x0112 and kind == 3:  # SHORT
+            return struct.unpack(order + "H", exif[start + 8 : start + 10])[0]
+    return 1
+
+
+def _imdecode(data: bytes) -> tuple[np.ndarray | None, int]:
+    """OpenCV's decode with every channel and bit depth kept (alpha, 16 bits), and the EXIF
+    orientation read alongside: IMREAD_UNCHANGED alone would keep alpha but ignore it."""
+    buffer = np.frombuffer(data, np.uint8)
+    with_metadata = getattr(cv2, "imdecodeWithMetadata", None)  # OpenCV >= 4.12
+    if with_metadata is None:
+        return cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED), 1
+    image, kinds, blobs = with_metadata(buffer, flags=cv2.IMREAD_UNCHANGED)
+    kinds = [int(kind) for kind in np.ravel(kinds)] if kinds is not None else []
+    orientation = exif_orientation(bytes(np.ravel(blobs[kinds.index(_EXIF)]))) if _EXIF in kinds else 1
+    return image, orientation
+
+
+def _orient(image: np.ndarray, orientation: int) -> np.ndarray:
+    flip, rotation = _ORIENTATIONS.get(orientation, (False, None))
+    if flip:
+        image = cv2.flip(image, 1)
+    return image if rotation is None else cv2.rotate(image, rotation)
+
+
+def _on_black(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Transparent pixels composited on black, as MR viewers show them (a white, fully
+    transparent background stays black instead of turning the slice into a white page)."""
+    weight = alpha.astype(np.float32) / 255.0
+    return np.round(colour.astype(np.float32) * weight[:, :, None]).astype(np.uint8)
+
+
+def to_rgb(image: np.ndarray, channel_order: str = "RGB") -> np.ndarray:
+    """A decoded OpenCV image (grey, grey + alpha, BGR, BGRA; any bit depth) -> HxWx3 uint8
+    in `channel_order`, alpha composited on black."""
     image = _to_uint8(image)
     if image.ndim == 2:
         image = image[:, :, None]
     channels = image.shape[2]
+    if channels == 2:  # grey + alpha
+        image = _on_black(image[:, :, :1], image[:, :, 1])
+        channels = 1
     if channels == 1:
         return np.ascontiguousarray(np.repeat(image, 3, axis=2))
-    if channels == 2:  # grey + alpha
-        return np.ascontiguousarray(np.repeat(image[:, :, :1], 3, axis=2))
     if channels not in (3, 4):
         raise ImageError(f"unsupported channel count {channels}")
-    # OpenCV decodes colour as BGR(A).
-    code = cv2.COLOR_BGR2RGB if channels == 3 else cv2.COLOR_BGRA2RGB
+    if channels == 4:
+        image = _on_black(image[:, :, :3], image[:, :, 3])
+    # OpenCV decodes colour as BGR.
     if channel_order == "BGR":
-        return np.ascontiguousarray(image[:, :, :3])
-    return cv2.cvtColor(image, code)
+        return np.ascontiguousarray(image)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def decode_image(data: bytes, channel_order: str = "RGB") -> np.ndarray:
+    """Decode file bytes into an HxWx3 uint8 image in `channel_order`, as a viewer shows it.
+
+    Grayscale is replicated to three channels, alpha is composited on black, 16-bit and
+    float images are brought to 8 bits, EXIF orientation is applied; a multi-page TIFF
+    gives its first page here (`decode_pages` gives them all). Raises ImageError with a
+    short reason on bad input.
+    """
+    if not data:
+        raise ImageError("empty file")
+    check_header(data)
+    image, orientation = _imdecode(data)
+    if image is None or image.size == 0:
+        raise ImageError("not a decodable image")
+    return to_rgb(_orient(image, orientation), channel_order)
+
+
+def decode_pages(data: bytes, channel_order: str = "RGB") -> list[np.ndarray]:
+    """Every page of a multi-page TIFF (one image for any other file), each as `decode_image`
+    gives it; the header check has bounded the pages' pixels together."""
+    if tiff_pages(data) <= 1:
+        return [decode_image(data, channel_order)]
+    check_header(data)
+    ok, pages = cv2.imdecodemulti(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if not ok or not pages:
+        raise ImageError("not a decodable image")
+    return [to_rgb(page, channel_order) for page in pages]
 
 
 def resize_chw(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:

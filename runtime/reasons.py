@@ -44,8 +44,11 @@ INPUT_CHECK = ReasonKind("input_check", OUT_OF_SCOPE, True, "out of scope")
 LOW_CONFIDENCE_KIND = ReasonKind("low_confidence", "low confidence", False, "low confidence")
 NOT_RULED_OUT_KIND = ReasonKind("not_ruled_out", "tumour not ruled out", False, "with a tumour not ruled out")
 VOLUME_NOTE = ReasonKind("volume_note", "volume: ", False, "with a volume note")
+# A DICOM header value that could not be used as written (a decimal comma, a malformed
+# rescale): the image is shown with a fallback, and a person should know.
+DICOM_NOTE = ReasonKind("dicom_note", "dicom: ", False, "with a DICOM note")
 # Most specific prefix first: kind_of takes the first that matches.
-KINDS = (SCOPE_SCORE, INPUT_CHECK, LOW_CONFIDENCE_KIND, NOT_RULED_OUT_KIND, VOLUME_NOTE)
+KINDS = (SCOPE_SCORE, INPUT_CHECK, LOW_CONFIDENCE_KIND, NOT_RULED_OUT_KIND, VOLUME_NOTE, DICOM_NOTE)
 OTHER = ReasonKind("other", "", False, "with another review reason")
 LOW_CONFIDENCE = LOW_CONFIDENCE_KIND.prefix
 NOT_RULED_OUT = NOT_RULED_OUT_KIND.prefix

@@ -5,15 +5,25 @@ CSS and JavaScript are inline, the thumbnails are small JPEG files beside it, an
 font, script or image is fetched from anywhere. Every value from the files (paths,
 DICOM fields, errors) travels as JSON and is put on the page as text, never as HTML.
 
+After a `bt-classify` run the page is built from the finished CSV's rows, so a resumed or
+retried run shows every row, not only the ones it classified itself. Thumbnails are named
+by their row's path and listed in `rows.json` beside the page with the CSV they belong to:
+a resume or retry of that CSV keeps them, any other run starts the folder afresh, so one
+run's slices never stand beside another run's results.
+
 Written by hand rather than with a template library: the runtime's dependencies stay
 onnxruntime, OpenCV, numpy and typer, and the page is one string with a few holes.
 """
 
 from __future__ import annotations
 
+import csv as csv_module
+import hashlib
 import html
 import json
+import os
 import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -24,9 +34,13 @@ import cv2
 import numpy as np
 
 from .classify import ImageResult
+from .csv_report import spreadsheet_safe
 from .heatmap import normalised, upsample
 from .metadata import ModelMetadata
-from .series import SeriesSummary
+from .reasons import KINDS, kinds_in, split_review
+from .series import SeriesCollector, SeriesRule, SeriesSummary, SlicePlace
+
+SIDECAR = "rows.json"  # this folder's thumbnails and series places, and the CSV they belong to
 
 # Slices and maps are written at the network's input size and laid over each other by the
 # page (thumbnail and enlarged view), the map at an opacity the reader sets.
@@ -48,6 +62,25 @@ def map_layer(cam: np.ndarray, side: int) -> np.ndarray:
 def _jpeg(bgr: np.ndarray, quality: int) -> bytes:
     ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return data.tobytes() if ok else b""
+
+
+def _sidecar(folder: Path) -> dict:
+    try:
+        return json.loads((folder / SIDECAR).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def page_owner(folder: Path) -> str | None:
+    """The CSV (resolved) whose page a review folder holds; "" for a page of unknown origin
+    (an older version's, or the labelled report's); None when it holds no page."""
+    if not (folder / "index.html").exists() and not (folder / SIDECAR).exists():
+        return None
+    return str(_sidecar(folder).get("csv", ""))
+
+
+def _existing(folder: Path, name: str) -> str:
+    return name if name and (folder / name).is_file() else ""
 
 
 def histogram_svg(confidences: list[float], bins: int = 20) -> str:
@@ -77,15 +110,29 @@ class ReviewPage:
     source: str
     max_thumbnails: int = 5000
     truth_from_folder: bool = False  # labelled folder: the parent folder's name is the class
+    csv: Path | None = None  # the run's CSV: the page is built from its rows (`write_from_csv`)
+    keep: bool = False  # a resume or retry of that CSV: keep the thumbnails its run wrote
     rows: list[dict] = field(default_factory=list)
     thumbnails: int = 0
 
     def __post_init__(self) -> None:
-        (self.folder / "thumbs").mkdir(parents=True, exist_ok=True)
         self.started = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        # Per path cell: its thumbnail, map and series place (what the CSV does not hold).
+        self.extras: dict[str, dict] = {}
+        owner = str(Path(os.path.realpath(self.csv))) if self.csv is not None else ""
+        sidecar = self._read_sidecar()
+        if self.keep and sidecar.get("csv") == owner:
+            self.extras = sidecar.get("rows", {})
+        else:  # a new run: nothing of an earlier run's page stays
+            shutil.rmtree(self.folder / "thumbs", ignore_errors=True)
+            (self.folder / SIDECAR).unlink(missing_ok=True)
+        self._owner = owner
+        (self.folder / "thumbs").mkdir(parents=True, exist_ok=True)
+
+    def _read_sidecar(self) -> dict:
+        return _sidecar(self.folder)
 
     def add(self, result: ImageResult) -> None:
-        index = len(self.rows)
         row: dict = {
             "path": result.name,
             "prediction": result.prediction,
@@ -108,7 +155,8 @@ class ReviewPage:
         doubtful = bool(result.review or result.error)
         # The cap keeps disk and page size bounded; doubtful rows take their thumbnails first.
         if result.image is not None and (self.thumbnails < self.max_thumbnails or doubtful):
-            base = f"thumbs/{index:07d}"
+            # Named by the row's path, so a resumed run finds (or replaces) the earlier one's.
+            base = "thumbs/" + hashlib.sha1(result.name.encode("utf-8", "surrogateescape")).hexdigest()[:20]
             slice_bgr = _bgr(result.image)
             # Two files a row, each used twice: the page lays the map over the slice itself,
             # in the table and in the enlarged view, so no blended copy is encoded.
@@ -122,6 +170,61 @@ class ReviewPage:
                 row["map_class"] = self.class_names[best]
             self.thumbnails += 1
         self.rows.append(row)
+        extra = {key: row[key] for key in ("thumb", "map", "map_class", "series", "position")}
+        extra["plane"] = result.place.plane if result.place is not None else ""
+        self.extras[spreadsheet_safe(result.name)] = extra
+
+    def write_from_csv(self, skipped: dict[str, int], rule: SeriesRule, negative: str) -> Path:
+        """The page for the run's finished CSV: every row in it (kept, resumed, retried),
+        with the thumbnails and series places this folder holds for them."""
+        with open(self.csv, encoding="utf-8", newline="") as handle:
+            header, *cells = list(csv_module.reader(handle))
+        column = {name: index for index, name in enumerate(header)}
+        probability_columns = [column[f"p_{name}"] for name in self.class_names]
+        series = SeriesCollector(negative, rule)
+        self.rows = []
+        for row in cells:
+            extra = self.extras.get(row[0], {})
+            review, error = row[column["review"]], row[column["error"]]
+            probabilities = (
+                None
+                if error or not row[probability_columns[0]]
+                else [float(row[index]) for index in probability_columns]
+            )
+            kinds = kinds_in(review)
+            self.rows.append(
+                {
+                    "path": row[0],
+                    "prediction": row[column["prediction"]],
+                    "confidence": float(row[column["confidence"]]) if row[column["confidence"]] else None,
+                    "probabilities": None if probabilities is None else [round(p, 4) for p in probabilities],
+                    "review": review,
+                    "out_of_scope": any(kind.out_of_scope and kind.name in kinds for kind in KINDS),
+                    "error": error,
+                    "thumb": _existing(self.folder, extra.get("thumb", "")),
+                    "map": _existing(self.folder, extra.get("map", "")),
+                    "map_class": extra.get("map_class", ""),
+                    "series": extra.get("series", ""),
+                    "position": extra.get("position"),
+                }
+            )
+            if extra.get("series"):
+                place = SlicePlace(extra["series"], extra.get("plane", ""), float(extra["position"]))
+                series.add(
+                    ImageResult(
+                        row[0],
+                        None if probabilities is None else np.asarray(probabilities),
+                        error,
+                        reasons=tuple(split_review(review)),
+                        class_names=self.class_names,
+                        place=place,
+                    )
+                )
+        self.thumbnails = sum(bool(row["thumb"]) for row in self.rows)
+        record = {"csv": self._owner, "rows": self.extras}
+        (self.folder / SIDECAR).write_text(json.dumps(record, ensure_ascii=True), encoding="utf-8")
+        failed = sum(bool(row["error"]) for row in self.rows)
+        return self.write(failed, skipped, series.summaries())
 
     def write(self, failed: int, skipped: dict[str, int], series: Sequence[SeriesSummary] = ()) -> Path:
         """The page; `series` adds its section: a row per volume or series, with a strip of

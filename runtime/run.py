@@ -14,25 +14,31 @@ the run are `RunError`s; Ctrl-C becomes `RunInterrupted`, with every finished ro
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .classify import Classification, Settings
 from .commands import plural
-from .csv_report import CsvReport, ReportError, partial_path
+from .csv_report import CsvReport, ReportError, partial_path, spreadsheet_safe
 from .dicom import SAFE_FIELDS
 from .errors import ModelError, RunError, RunInterrupted
-from .files import FolderWalk
-from .lock import FileLock, lock_path
+from .files import DEFAULT_EXCLUDES, FolderWalk, WalkRules
+from .lock import FileLock, LockedError, lock_path
 from .model import Classifier, default_model_path
 from .progress import progress_bar
 from .reasons import KINDS, OTHER
+from .run_record import RECORD_SUFFIX, RunRecord, record_path
 from .series import SeriesCollector, SeriesRule, SeriesSummary, write_series_csv
 
 MAX_FAILURES_SHOWN = 10
+PAGE_LOCK = ".bt-classify.lock"  # in a review folder: held by the run writing it
 
 
 @dataclass
@@ -41,11 +47,13 @@ class PassedOver:
 
     ignored: int = 0  # not images
     special: int = 0  # pipes, sockets, devices
+    excluded: int = 0  # matched an exclude glob (system clutter by default)
     skipped: Counter = field(default_factory=Counter)  # DICOM without pixels, by reason
 
     def add(self, counts: dict) -> None:
         self.ignored += counts.get("ignored", 0)
         self.special += counts.get("special", 0)
+        self.excluded += counts.get("excluded", 0)
         self.skipped.update(counts.get("skipped", {}))
 
 
@@ -61,6 +69,7 @@ class RunSummary:
     failures: list[str]  # the first few failed files, "  name: error"
     review_page: Path | None = None
     series: list[SeriesSummary] = field(default_factory=list)  # with series_csv: one per series
+    retried: int | None = None  # with retry_errors: how many files' rows had failed
 
     @property
     def failed(self) -> int:
@@ -76,7 +85,10 @@ class RunSummary:
 
         report, passed, classifier = self.report, self.passed, self.model
         new = report.rows - report.kept
-        kept = f" (plus {report.kept} kept from the interrupted run)" if report.kept else ""
+        if self.retried is not None:
+            kept = f" (retried the {plural(self.retried, 'file')} that had failed; {report.kept} rows kept)"
+        else:
+            kept = f" (plus {report.kept} kept from the interrupted run)" if report.kept else ""
         per_class = ", ".join(f"{name} {report.predicted[name]}" for name in classifier.class_names)
         parts = [
             per_class,
@@ -93,6 +105,8 @@ class RunSummary:
         if passed.special:
             special = plural(passed.special, "pipe, socket or device", "pipes, sockets or devices")
             skipped += [f"{special} skipped"]
+        if passed.excluded:
+            skipped += [plural(passed.excluded, "entry", "entries") + " excluded (--exclude)"]
         lines = [
             f"classified {plural(new, 'image')} in {self.seconds:.1f}s "
             f"({new / max(self.seconds, 1e-9):.1f} images/s){kept}",
@@ -111,6 +125,24 @@ class RunSummary:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Outputs:
+    """Every path a run writes, checked before any work starts and left out of its walk."""
+
+    csv: Path
+    report_dir: Path | None = None
+    series_csv: Path | None = None
+
+    def all(self) -> frozenset[Path]:
+        """Resolved, so the walk recognises them however the input folder is reached."""
+        paths = [self.csv, partial_path(self.csv), lock_path(self.csv), record_path(self.csv)]
+        if self.series_csv is not None:
+            paths += [self.series_csv, partial_path(self.series_csv)]
+        if self.report_dir is not None:
+            paths.append(self.report_dir)
+        return frozenset(Path(os.path.realpath(path)) for path in paths)
+
+
 def classify_to_csv(
     folder: str | Path,
     csv: str | Path,
@@ -119,8 +151,11 @@ def classify_to_csv(
     settings: Settings | None = None,
     threads: int | None = None,
     recursive: bool = True,
+    exclude: Sequence[str] = (),
+    default_excludes: bool = True,
     overwrite: bool = False,
     resume: bool = False,
+    retry_errors: bool = False,
     report_dir: str | Path | None = None,
     series_csv: str | Path | None = None,
     ray: bool = False,
@@ -131,32 +166,35 @@ def classify_to_csv(
 
     `model`: a loaded Classifier, a path, or None for the bundled model (`threads` applies
     when it is loaded here). `settings.maps` is set by `report_dir` (only the page shows them).
-    `series_csv`: also one row per NIfTI volume or DICOM series (runtime/series.py).
+    `exclude`: shell globs for names to leave out, added to `files.DEFAULT_EXCLUDES` unless
+    `default_excludes` is False. `resume` continues an interrupted run, `retry_errors`
+    re-classifies the failed rows of a finished one in place; both only for the same run
+    (runtime/run_record.py). `series_csv`: also one row per NIfTI volume or DICOM series.
     """
-    folder, csv = Path(folder), Path(csv)
-    report_dir = None if report_dir is None else Path(report_dir)
-    series_csv = None if series_csv is None else Path(series_csv)
+    _check_modes(overwrite, resume, retry_errors, ray, ray_address, series_csv, report_dir)
+    folder = Path(folder)
+    outputs = Outputs(
+        _output_file(csv, "--csv"),
+        None if report_dir is None else _output_folder(report_dir),
+        None if series_csv is None else _output_file(series_csv, "--series-csv"),
+    )
+    if outputs.series_csv is not None and outputs.series_csv.exists() and not overwrite:
+        raise RunError(f"{outputs.series_csv} exists; pass --overwrite to replace it")
     settings = settings or Settings()
-    _check_paths(folder, csv, overwrite, resume)
-    if series_csv is not None:
-        if resume or ray:
-            raise RunError(
-                "--series-csv needs every slice of a series in one run: not with --resume or --ray"
-            )
-        if series_csv.is_dir() or not series_csv.parent.is_dir():
-            raise RunError(f"--series-csv must name a file in an existing folder: {series_csv}")
-        if series_csv.exists() and not overwrite:
-            raise RunError(f"{series_csv} exists; pass --overwrite to replace it")
+    _check_folder(folder)
     refused = sorted(set(settings.dicom_fields) - SAFE_FIELDS)
     if refused:
         raise RunError(
             f"--dicom-fields: {', '.join(refused)} not allowed (patient privacy); "
             f"choose from {', '.join(sorted(SAFE_FIELDS))}"
         )
-    if ray and report_dir is not None:
-        raise RunError("--report is not available with --ray yet: run --report on one PC")
-    with FileLock(lock_path(csv)).acquire():
-        _check_csv_state(csv, overwrite, resume)
+    globs = (*(DEFAULT_EXCLUDES if default_excludes else ()), *exclude)
+    rules = WalkRules(tuple(globs), outputs.all())
+    csv = outputs.csv
+    with _locked(lock_path(csv)), _locked_page(outputs.report_dir):
+        _check_csv_state(csv, overwrite, resume, retry_errors)
+        if outputs.report_dir is not None:
+            _check_page_state(outputs.report_dir, csv, overwrite, resume or retry_errors)
         try:
             classifier = (
                 model
@@ -165,87 +203,245 @@ def classify_to_csv(
             )
         except ModelError as exc:
             raise RunError(str(exc)) from None
-        settings = replace(settings, maps=report_dir is not None)  # only the page shows maps
-        return _run(
-            folder,
-            csv,
-            classifier,
-            settings,
+        record = RunRecord.of(folder, classifier.path, _row_options(settings, recursive, globs))
+        walk_root = folder
+        replaced = record_path(csv).read_bytes() if record_path(csv).is_file() else None
+        if resume or retry_errors:
+            earlier = RunRecord.read(record_path(csv))
+            earlier.check_same_run(record, "resume" if resume else "retry")
+            # Walk the folder as the run spelled it, so new rows name files as the kept ones do.
+            if os.path.realpath(earlier.folder) == record.root:
+                walk_root, record = Path(earlier.folder), earlier
+        else:
+            record.write(record_path(csv))
+        settings = replace(settings, maps=outputs.report_dir is not None)  # only the page shows maps
+        plan = _Plan(
+            walk_root,
+            Path(record.folder),
             recursive,
+            rules,
             resume,
-            report_dir,
-            series_csv,
+            retry_errors,
             ray,
             ray_address,
             show_progress,
         )
+        try:
+            return _run(plan, outputs, classifier, settings, overwrite)
+        except RunError:
+            if not (resume or retry_errors) and not partial_path(csv).exists():
+                # Nothing was written: no new run to record; an earlier CSV keeps its own.
+                if replaced is None:
+                    record_path(csv).unlink(missing_ok=True)
+                else:
+                    record_path(csv).write_bytes(replaced)
+            raise
 
 
-def _check_paths(folder: Path, csv: Path, overwrite: bool, resume: bool) -> None:
-    if overwrite and resume:
-        raise RunError("--resume continues a CSV and --overwrite replaces it: choose one")
+@dataclass(frozen=True)
+class _Plan:
+    """How this run walks and what it keeps (from classify_to_csv's keywords)."""
+
+    root: Path  # the folder walked
+    spelled: Path  # the folder as the kept rows name it
+    recursive: bool
+    rules: WalkRules
+    resume: bool
+    retry: bool
+    ray: bool
+    ray_address: str | None
+    show_progress: bool
+
+
+def _row_options(settings: Settings, recursive: bool, globs: Sequence[str]) -> dict:
+    """The options that change which rows a run writes or what they say."""
+    return {
+        "min_confidence": settings.min_confidence,
+        "dicom_fields": list(settings.dicom_fields),
+        "recursive": recursive,
+        "exclude": sorted(globs),
+    }
+
+
+def _check_modes(
+    overwrite: bool,
+    resume: bool,
+    retry: bool,
+    ray: bool,
+    ray_address: str | None,
+    series_csv: object,
+    report_dir: object,
+) -> None:
+    if sum((overwrite, resume, retry)) > 1:
+        raise RunError(
+            "--overwrite, --resume and --retry-errors each say what to do with the CSV: choose one"
+        )
+    if series_csv is not None and (resume or retry or ray):
+        raise RunError(
+            "--series-csv needs every slice of a series in one run: "
+            "not with --resume, --retry-errors or --ray"
+        )
+    if ray and retry:
+        raise RunError("--retry-errors runs on one PC: leave out --ray")
+    if ray and report_dir is not None:  # Ray workers return CSV cells, not slices
+        raise RunError("--report is not available with --ray yet: run --report on one PC")
+    if ray and ray_address and ray_address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+        raise RunError(
+            f"--ray-address {ray_address} needs Ray's client: pip install 'ray[client]' "
+            "(or run on the cluster's head node without ray://)"
+        )
+
+
+def _name_limit(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # not reported (Windows): the usual limit
+        return 255
+
+
+def _output_file(path: str | Path, option: str) -> Path:
+    """An output file's path, checked: a file name (not a folder) in an existing, writable
+    folder, short enough for the files written beside it (`.partial`, `.lock`, `.run.json`)."""
+    text = os.fspath(path)
+    if text.endswith(("/", os.sep)) or Path(text).is_dir():
+        raise RunError(f"{option} must name a file, not a folder: {text}")
+    path = Path(text)
+    # Its folder is not created: a mistyped path should fail here, not scatter results.
+    if not path.parent.is_dir():
+        raise RunError(f"{option}: the folder {path.parent} does not exist")
+    longest = len(os.fsencode(path.name + RECORD_SUFFIX))
+    if longest > _name_limit(path.parent):
+        raise RunError(
+            f"{option}: the name {path.name!r} is too long for this file system with the files "
+            f"written beside it ({path.name}{RECORD_SUFFIX}, limit {_name_limit(path.parent)} bytes)"
+        )
+    _check_writable(path.parent, option)
+    return path
+
+
+def _output_folder(path: str | Path) -> Path:
+    """The review folder: created if missing, in an existing parent (the same rule as --csv)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunError(f"--report must name a folder: {path} is a file")
+    if not path.parent.is_dir():
+        raise RunError(f"--report: the folder {path.parent} does not exist")
+    _check_writable(path if path.is_dir() else path.parent, "--report")
+    return path
+
+
+def _check_writable(folder: Path, option: str) -> None:
+    """Tried, not asked (os.access is wrong for root, ACLs and network shares)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise RunError(f"{option}: cannot write in {folder} ({exc.strerror or type(exc).__name__})") from None
+
+
+def _check_folder(folder: Path) -> None:
     if not folder.exists():
         raise RunError(f"no such folder: {folder}")
     if not folder.is_dir():
         raise RunError(f"{folder} is a file, not a folder: give the folder that holds the images")
-    if csv.is_dir():
-        raise RunError(f"--csv points to a folder: {csv}")
-    # The CSV's folder is not created: a mistyped path should fail here, not scatter results.
-    if not csv.parent.is_dir():
-        raise RunError(f"folder for the CSV does not exist: {csv.parent}")
 
 
-def _check_csv_state(csv: Path, overwrite: bool, resume: bool) -> None:
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    try:
+        with FileLock(path).acquire():
+            yield
+    except PermissionError as exc:  # raised before the lock is held: the folder refused it
+        raise RunError(f"cannot write {path} ({exc.strerror})") from None
+
+
+@contextmanager
+def _locked_page(report_dir: Path | None) -> Iterator[None]:
+    """A review folder is written by one run at a time (two CSVs naming one folder wait)."""
+    if report_dir is None:
+        yield
+        return
+    report_dir.mkdir(exist_ok=True)
+    try:
+        with FileLock(report_dir / PAGE_LOCK).acquire():
+            yield
+    except LockedError:
+        raise RunError(
+            f"another bt-classify is writing the review folder {report_dir}; wait for it"
+        ) from None
+
+
+def _check_page_state(report_dir: Path, csv: Path, overwrite: bool, continuing: bool) -> None:
+    """A review folder holding a page is replaced only on --overwrite, or continued by a
+    resume or retry of the CSV that page belongs to: never silently lost or mixed."""
+    from .review_page import page_owner
+
+    owner = page_owner(report_dir)
+    if owner is None or overwrite or (continuing and owner == os.path.realpath(csv)):
+        return
+    whose = f"the page of {owner}" if owner else "a review page"
+    raise RunError(f"{report_dir} holds {whose}; choose another --report folder or pass --overwrite")
+
+
+def _check_csv_state(csv: Path, overwrite: bool, resume: bool, retry: bool) -> None:
     """Advice about an existing CSV or partial file; only given while holding the CSV's lock,
     so a run still in progress is never mistaken for an interrupted one."""
+    partial = partial_path(csv)
+    if retry:
+        if partial.exists():
+            raise RunError(f"an interrupted run left {partial}: finish it with --resume, then retry")
+        if not csv.exists():
+            raise RunError(f"nothing to retry: {csv} does not exist")
+        return
     if csv.exists() and not overwrite:
         if resume:
-            raise RunError(f"{csv} is complete: that run already finished (pass --overwrite to run again)")
-        raise RunError(f"{csv} exists; pass --overwrite to replace it")
-    if resume and not partial_path(csv).exists():
-        raise RunError(f"nothing to resume: {partial_path(csv)} does not exist")
-    if partial_path(csv).exists() and not (resume or overwrite):
+            raise RunError(
+                f"{csv} is complete: that run already finished "
+                "(--retry-errors redoes its failed rows, --overwrite runs again)"
+            )
         raise RunError(
-            f"an interrupted run left {partial_path(csv)}; pass --resume to continue it "
-            "or --overwrite to start over"
+            f"{csv} exists; pass --overwrite to replace it (or --retry-errors to redo its failures)"
+        )
+    if resume and not partial.exists():
+        raise RunError(f"nothing to resume: {partial} does not exist")
+    if partial.exists() and not (resume or overwrite):
+        raise RunError(
+            f"an interrupted run left {partial}; pass --resume to continue it or --overwrite to start over"
         )
 
 
 def _run(
-    folder: Path,
-    csv: Path,
-    classifier: Classifier,
-    settings: Settings,
-    recursive: bool,
-    resume: bool,
-    report_dir: Path | None,
-    series_csv: Path | None,
-    ray: bool,
-    ray_address: str | None,
-    show_progress: bool,
+    plan: _Plan, outputs: Outputs, classifier: Classifier, settings: Settings, overwrite: bool
 ) -> RunSummary:
     """The run itself, under the CSV's lock."""
+    csv, report_dir, series_csv = outputs.csv, outputs.report_dir, outputs.series_csv
     series = None
-    if series_csv is not None or report_dir is not None:  # the page groups rows by series too
+    if series_csv is not None:
         negative = classifier.metadata.negative or "notumor"
         series = SeriesCollector(negative, SeriesRule.from_metadata(classifier.metadata.series))
-    walk = FolderWalk(folder, recursive)
+    walk = FolderWalk(plan.root, plan.recursive, plan.rules)
     try:
-        total = sum(1 for _ in walk) if show_progress and not ray else None
+        total = sum(1 for _ in walk) if plan.show_progress and not plan.ray else None
     except OSError as exc:
-        raise RunError(f"cannot list {folder}: {exc.strerror or exc}") from None
+        raise RunError(f"cannot list {plan.root}: {exc.strerror or exc}") from None
     passed = PassedOver()
     failures: list[str] = []
     started = time.perf_counter()
-    progress = progress_bar(show_progress, "classifying")
+    progress = progress_bar(plan.show_progress, "classifying")
     classification = Classification(classifier, settings)
     page = None
     if report_dir is not None:
         from .review_page import ReviewPage
 
-        page = ReviewPage(report_dir, classifier.class_names, classifier.metadata, str(folder))
+        keep = (plan.resume or plan.retry) and not overwrite
+        page = ReviewPage(
+            report_dir, classifier.class_names, classifier.metadata, str(plan.spelled), csv=csv, keep=keep
+        )
     try:
-        with CsvReport(csv, classifier.class_names, resume, settings.dicom_fields) as report, progress:
+        report = CsvReport(csv, classifier.class_names, plan.resume, settings.dicom_fields, plan.retry)
+        with report, progress:
+            if plan.root != plan.spelled:
+                report.rebase(str(plan.spelled), str(plan.root))
             task = progress.add_task("classify", total=total, completed=report.rows)
 
             def written(name: str, error: str) -> None:
@@ -253,14 +449,12 @@ def _run(
                     failures.append(f"  {name}: {error}")
                 progress.update(task, completed=report.rows)
 
-            if ray:
-                rows = _ray_rows(
-                    folder, classifier.path.resolve(), settings, ray_address, recursive, report, passed
-                )
+            if plan.ray:
+                rows = _ray_rows(plan, classifier.path.resolve(), settings, report, passed)
                 for row in rows:
                     written(row[0], row[report.error_column])
             else:
-                todo = (path for path in walk if not report.is_done(path))
+                todo = (path for path in walk if _wanted(path, report, plan.retry))
                 for result in classification.run(todo):
                     report.write(result)
                     if page is not None:
@@ -269,11 +463,18 @@ def _run(
                         series.add(result)
                     written(result.name, result.error)
                 passed.add(
-                    {"ignored": walk.ignored, "special": walk.special, "skipped": classification.skipped}
+                    {
+                        "ignored": walk.ignored,
+                        "special": walk.special,
+                        "excluded": walk.excluded,
+                        "skipped": classification.skipped,
+                    }
                 )
             if report.rows == 0:
-                raise RunError(f"no images found in {folder}")
+                raise RunError(f"no images found in {plan.root}")
     except KeyboardInterrupt:
+        if not partial_path(csv).exists():
+            raise RunInterrupted("interrupted before the first row: nothing was written") from None
         raise RunInterrupted(
             f"interrupted: finished rows are in {partial_path(csv)}; rerun with --resume to go on"
         ) from None
@@ -284,28 +485,40 @@ def _run(
         raise RunError(str(exc)) from None
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        if exc.filename is not None and Path(exc.filename) == folder:  # the root itself went away
+        if exc.filename is not None and Path(exc.filename) == plan.root:  # the root itself went away
             raise RunError(
-                f"cannot list {folder}: {reason}; rows so far are kept in {partial_path(csv)}"
+                f"cannot list {plan.root}: {reason}; rows so far are kept in {partial_path(csv)}"
             ) from None
         # Otherwise the output, not an input: the disk is full or the CSV unwritable.
         raise RunError(f"cannot write {partial_path(csv)}: {reason}; rows so far are kept there") from None
     summary = RunSummary(csv, classifier, report, passed, time.perf_counter() - started, failures)
+    summary.retried = len(report.retrying) if plan.retry else None
     if series is not None:
         summary.series = series.summaries()
-    if series_csv is not None:
         write_series_csv(series_csv, summary.series)
     if page is not None:
-        summary.review_page = page.write(report.failed, classification.skipped, summary.series)
+        rule = SeriesRule.from_metadata(classifier.metadata.series)
+        summary.review_page = page.write_from_csv(
+            dict(passed.skipped), rule, classifier.metadata.negative or "notumor"
+        )
     return summary
 
 
+def _wanted(path: Path, report: CsvReport, retry: bool) -> bool:
+    """Whether the walk's next file is classified now: not yet in the CSV (a resume), or,
+    retrying, a file whose rows failed or one inside a folder that could not be listed."""
+    if report.is_done(path):
+        return False
+    if not retry:
+        return True
+    cell = spreadsheet_safe(str(path))
+    return cell in report.retrying or any(cell.startswith(folder + os.sep) for folder in report.retrying)
+
+
 def _ray_rows(
-    folder: Path,
+    plan: _Plan,
     model_path: Path,
     settings: Settings,
-    address: str | None,
-    recursive: bool,
     report: CsvReport,
     passed: PassedOver,
 ) -> Iterator[list[str]]:
@@ -313,7 +526,9 @@ def _ray_rows(
     from .cluster import ClusterJob, classify_on_ray
 
     job = ClusterJob(str(model_path), settings)
-    for kind, value in classify_on_ray(folder, job, address, recursive, frozenset(report.done)):
+    done = frozenset(report.done)
+    rows = classify_on_ray(plan.root, job, plan.ray_address, plan.recursive, done, plan.rules)
+    for kind, value in rows:
         if kind == "counts":
             passed.add(value)
         else:

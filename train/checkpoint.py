@@ -5,7 +5,6 @@ Only plain types are stored, so `torch.load(weights_only=True)` can read them.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,11 +76,3 @@ def load_checkpoint(path: Path) -> Checkpoint:
         metrics=payload.get("metrics", {}),
         negative_class=payload.get("negative_class", "notumor"),
     )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

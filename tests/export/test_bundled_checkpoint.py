@@ -13,9 +13,10 @@ import pytest
 
 from brain_tumor_edge.export.config import ExportConfig
 from brain_tumor_edge.export.pipeline import run_export
+from brain_tumor_edge.runtime.integrity import file_sha256
 from brain_tumor_edge.runtime.model import Classifier, default_model_path
 from brain_tumor_edge.runtime.preprocess import load_image
-from brain_tumor_edge.train.checkpoint import file_sha256, load_checkpoint
+from brain_tumor_edge.train.checkpoint import load_checkpoint
 from brain_tumor_edge.train.predict import predict_probabilities
 from tests.conftest import REPO, sample_files
 

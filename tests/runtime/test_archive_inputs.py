@@ -3,6 +3,7 @@
 import csv
 import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -125,7 +126,7 @@ def test_an_unexpected_exception_in_decoding_is_one_error_row(tmp_path: Path, mo
     folder.mkdir()
     for name in ("a.jpg", "boom.jpg", "c.jpg"):
         (folder / name).write_bytes(sample_files()[0].read_bytes())
-    real = classify_module.decode_image
+    real = classify_module.decode_pages
 
     class CodecSurprise(Exception):
         pass
@@ -139,7 +140,7 @@ def test_an_unexpected_exception_in_decoding_is_one_error_row(tmp_path: Path, mo
         return real(data, order)
 
     flaky.calls = 0
-    monkeypatch.setattr(classify_module, "decode_image", flaky)
+    monkeypatch.setattr(classify_module, "decode_pages", flaky)
     out = tmp_path / "o.csv"
     result = runner.invoke(app, [str(folder), "--csv", str(out), "--batch-size", "1"])
     assert result.exit_code == 1, result.output
@@ -154,11 +155,12 @@ def test_a_second_run_on_the_same_csv_is_refused_and_a_stale_lock_is_not(tmp_pat
     with FileLock(lock_path(out)):
         result = runner.invoke(app, [str(samples), "--csv", str(out)])
         assert result.exit_code == 2 and "another bt-classify is writing" in result.output
-    # What a killed run leaves: a partial CSV and a lock file nobody holds.
+    # What a killed run leaves: a partial CSV, its run record and a lock file nobody holds.
     complete = tmp_path / "complete.csv"
     assert runner.invoke(app, [str(samples), "--csv", str(complete)]).exit_code == 0
     lines = complete.read_text(encoding="utf-8").splitlines(keepends=True)
     (tmp_path / "o.csv.partial").write_text("".join(lines[:4]), encoding="utf-8")
+    shutil.copy(tmp_path / "complete.csv.run.json", tmp_path / "o.csv.run.json")
     lock_path(out).write_text("")
     result = runner.invoke(app, [str(samples), "--csv", str(out), "--resume"])
     assert result.exit_code == 0, result.output

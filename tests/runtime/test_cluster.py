@@ -121,7 +121,7 @@ def test_a_killed_actor_is_replaced_and_every_file_has_one_row(cluster, tmp_path
 def test_the_sort_key_orders_rows_as_the_one_pc_walk_does(tmp_path: Path):
     """Names where plain string order and the walk's order differ: '-' and '.' sort below
     '/', and frame or slice numbers must sort as numbers."""
-    from brain_tumor_edge.runtime.cluster import sort_key
+    from brain_tumor_edge.runtime.csv_report import sort_key
     from brain_tumor_edge.runtime.files import FolderWalk
 
     root = tmp_path / "r"
@@ -149,6 +149,7 @@ def test_ray_resume_continues_a_partial_csv_to_the_one_pc_csv(cluster, tmp_path:
     lines = one.read_text(encoding="utf-8").splitlines(keepends=True)
     distributed = tmp_path / "ray.csv"
     Path(str(distributed) + ".partial").write_text("".join(lines[:8]), encoding="utf-8")  # header + 7 rows
+    shutil.copy(tmp_path / "one.csv.run.json", tmp_path / "ray.csv.run.json")  # the run's record
     result = runner.invoke(app, [str(folder), "--csv", str(distributed), "--ray", "--resume"])
     assert result.exit_code == 1, result.output
     assert "plus 7 kept from the interrupted run" in result.output

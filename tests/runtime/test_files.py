@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from brain_tumor_edge.runtime.files import FolderWalk
+from brain_tumor_edge.runtime.files import FolderWalk, WalkRules
 
 
 def make(path: Path, data: bytes = b"x") -> None:
@@ -27,3 +27,53 @@ def test_walk_without_recursion_stays_at_the_top(tmp_path):
 def test_broken_links_are_yielded_so_they_get_an_error_row(tmp_path):
     (tmp_path / "gone.jpg").symlink_to(tmp_path / "missing.jpg")
     assert [p.name for p in FolderWalk(tmp_path)] == ["gone.jpg"]
+
+
+def test_system_clutter_is_left_out_by_default_and_counted(tmp_path):
+    real = b"\xff\xd8 a real file"
+    for name in [
+        "scan.jpg",
+        "._scan.jpg",  # a macOS resource fork beside it, named like an image
+        "__MACOSX/._scan.jpg",
+        "$RECYCLE.BIN/deleted.jpg",
+        "$Recycle.Bin/S-1-5-21/old.jpg",  # Windows spells it either way
+        "@eaDir/scan.jpg/SYNOPHOTO_THUMB_XL.jpg",
+        ".Trash-1000/files/x.jpg",
+        "System Volume Information/tracking.jpg",
+        "sub/._inner.png",
+        "sub/inner.png",
+    ]:
+        make(tmp_path / name, real)
+    walk = FolderWalk(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in walk] == ["scan.jpg", "sub/inner.png"]
+    assert walk.excluded == 8
+    everything = FolderWalk(tmp_path, rules=WalkRules(exclude=()))
+    assert len(list(everything)) == 10 and everything.excluded == 0
+
+
+def test_exclude_globs_match_names_and_paths_below_the_root(tmp_path):
+    for name in ["keep/a.jpg", "old/b.jpg", "keep/c.png", "keep/localizer_1.jpg"]:
+        make(tmp_path / name)
+    rules = WalkRules(exclude=("old", "*.PNG", "keep/localizer_*"))
+    assert [p.relative_to(tmp_path).as_posix() for p in FolderWalk(tmp_path, rules=rules)] == ["keep/a.jpg"]
+
+
+def test_the_runs_own_outputs_are_never_walked_however_reached(tmp_path):
+    make(tmp_path / "in" / "a.jpg")
+    make(tmp_path / "in" / "review" / "thumbs" / "x.jpg")
+    make(tmp_path / "in" / "o.csv.partial")
+    (tmp_path / "link").symlink_to(tmp_path / "in", target_is_directory=True)
+    outputs = frozenset(
+        {(tmp_path / "in" / "review").resolve(), (tmp_path / "in" / "o.csv.partial").resolve()}
+    )
+    walk = FolderWalk(tmp_path / "link", rules=WalkRules(outputs=outputs))
+    assert [p.name for p in walk] == ["a.jpg"] and walk.ignored == 0
+
+
+def test_dicom_is_found_by_content_whatever_its_extension(tmp_path):
+    dicom = bytes(128) + b"DICM" + b"\x02\x00" * 8
+    for name in ["a.IMA", "b.MR", "c.1", "d"]:
+        make(tmp_path / name, dicom)
+    make(tmp_path / "notes.IMA", b"plain text")
+    walk = FolderWalk(tmp_path)
+    assert [p.name for p in walk] == ["a.IMA", "b.MR", "c.1", "d"] and walk.ignored == 1

@@ -1,3 +1,4 @@
+import io
 import json
 
 import cv2
@@ -122,3 +123,75 @@ def test_grayscale_input_has_three_equal_channels():
     colour[:, :, 0] = 200
     chw = resize_chw(colour, config)
     assert chw.shape == (3, 16, 16) and (chw[0] == chw[1]).all() and (chw[1] == chw[2]).all()
+
+
+# Round 3: images as viewers show them.
+
+
+def _with_exif_orientation(image: np.ndarray, orientation: int, fmt: str) -> bytes:
+    pil = pytest.importorskip("PIL.Image")
+    picture = pil.fromarray(image)
+    exif = picture.getexif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    picture.save(buffer, fmt, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_exif_orientation_is_applied_as_a_viewer_does(fmt):
+    """A phone photo of a film is stored sideways with an orientation tag: 6 turns it a
+    quarter clockwise, 3 a half, 8 a quarter back, 2 mirrors it."""
+    image = np.zeros((40, 80, 3), np.uint8)
+    image[:10, :20] = 255  # a bright top-left corner
+    turned = {
+        1: image,
+        2: image[:, ::-1],
+        3: image[::-1, ::-1],
+        6: np.rot90(image, k=-1),
+        8: np.rot90(image, k=1),
+    }
+    for orientation, expected in turned.items():
+        decoded = decode_image(_with_exif_orientation(image, orientation, fmt))
+        assert decoded.shape == expected.shape, (orientation, decoded.shape)
+        corner = np.unravel_index(np.argmax(decoded[:, :, 0].astype(int) > 128), decoded.shape[:2])
+        expected_corner = np.unravel_index(np.argmax(expected[:, :, 0] > 128), expected.shape[:2])
+        assert corner == expected_corner, orientation
+
+
+def test_bytes_after_a_jpegs_end_marker_are_accepted_and_a_cut_one_is_not():
+    jpeg = sample_files()[0].read_bytes()
+    padded = jpeg + b"\x00" * 4096 + b"camera trailer"
+    assert np.array_equal(decode_image(padded), decode_image(jpeg))
+    with pytest.raises(ImageError, match="truncated JPEG"):
+        decode_image(jpeg[: len(jpeg) // 2])
+
+
+def test_alpha_is_composited_on_black():
+    """A slice on a transparent white background reads as a slice on black (as MR viewers
+    show it), not as a white page."""
+    slice_ = cv2.imread(str(sample_files()[0]), cv2.IMREAD_GRAYSCALE)
+    rgba = np.full((*slice_.shape, 4), 255, np.uint8)
+    brain = slice_ > 20
+    rgba[:, :, 3] = np.where(brain, 255, 0)
+    rgba[brain, :3] = slice_[brain, None]
+    decoded = decode_image(encode(rgba))
+    assert decoded[~brain].max() == 0
+    assert np.array_equal(decoded[brain, 0], slice_[brain])
+    pil = pytest.importorskip("PIL.Image")
+    grey_alpha = np.dstack([np.full(slice_.shape, 255, np.uint8), rgba[:, :, 3]])
+    buffer = io.BytesIO()
+    pil.fromarray(grey_alpha, "LA").save(buffer, "PNG")  # grey + alpha (OpenCV cannot write it)
+    assert decode_image(buffer.getvalue())[~brain].max() == 0
+
+
+def test_every_page_of_a_multi_page_tiff_is_an_image():
+    from brain_tumor_edge.runtime.preprocess import decode_pages
+
+    pages = [cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path in sample_files()[:3]]
+    ok, data = cv2.imencodemulti(".tiff", pages)
+    assert ok
+    decoded = decode_pages(data.tobytes())
+    assert len(decoded) == 3
+    for page, image in zip(pages, decoded, strict=True):
+        assert np.array_equal(image[:, :, 0], page)

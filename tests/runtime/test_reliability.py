@@ -21,7 +21,7 @@ from brain_tumor_edge.runtime import files
 from brain_tumor_edge.runtime.classify import decode_file
 from brain_tumor_edge.runtime.cli import app
 from brain_tumor_edge.runtime.model import Classifier, default_model_path
-from tests.conftest import REPO, run_python, sample_files
+from tests.conftest import REPO, as_nobody, run_python, sample_files
 
 runner = CliRunner()
 # The bundled model's own input definition: tests exercise exactly what bt-classify runs.
@@ -126,24 +126,13 @@ def test_messy_folder_gives_one_row_per_image_and_goes_on(tmp_path: Path):
 
 
 def _decode_as_nobody(path: Path) -> tuple[bool, str]:
-    """decode_one in a forked child that has dropped root for the unprivileged user
-    `nobody` (uid 65534): the modules are already loaded, so nothing needs reading but the file."""
-    read, write = os.pipe()
-    child = os.fork()
-    if child == 0:  # the child: never returns into pytest
-        try:
-            os.close(read)
-            os.setgid(65534)
-            os.setuid(65534)
-            image, error = decode_one(path)
-            os.write(write, f"{image is None}|{error}".encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as handle:
-        answer = handle.read()
-    os.waitpid(child, 0)
-    is_none, _, error = answer.partition("|")
+    """decode_one as the unprivileged user `nobody`: (no image, its error)."""
+
+    def task() -> str:
+        image, error = decode_one(path)
+        return f"{image is None}|{error}"
+
+    is_none, _, error = as_nobody(task).partition("|")
     return is_none == "True", error
 
 
@@ -192,6 +181,7 @@ def test_resume_after_a_kill_repeats_and_drops_nothing(tmp_path: Path, samples: 
     out = tmp_path / "out.csv"
     partial = Path(str(out) + ".partial")
     partial.write_text("".join(lines[:6]) + lines[6][:20], encoding="utf-8")
+    shutil.copy(tmp_path / "complete.csv.run.json", tmp_path / "out.csv.run.json")  # written at its start
     refused = runner.invoke(app, [str(samples), "--csv", str(out)])
     assert refused.exit_code == 2 and "--resume" in refused.output
     assert partial.read_text(encoding="utf-8").startswith("".join(lines[:6]))
@@ -316,3 +306,22 @@ def test_a_root_that_cannot_be_listed_is_a_one_line_error(tmp_path: Path, monkey
     monkeypatch.setattr(files.os, "listdir", dropped)
     result = runner.invoke(app, [str(root), "--csv", str(tmp_path / "out.csv")])
     assert result.exit_code == 2 and "cannot list" in result.output and "Traceback" not in result.output
+
+
+def test_each_page_of_a_multi_page_tiff_is_a_row_and_clutter_is_excluded(tmp_path: Path):
+    folder = tmp_path / "stick"
+    (folder / "__MACOSX").mkdir(parents=True)
+    pages = [cv2.imread(str(path)) for path in sample_files()[:3]]
+    ok, data = cv2.imencodemulti(".tiff", pages)
+    assert ok
+    (folder / "film.tif").write_bytes(data.tobytes())
+    shutil.copy(sample_files()[0], folder / "scan.jpg")
+    (folder / "._scan.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # a macOS resource fork
+    (folder / "__MACOSX" / "._film.tif").write_bytes(b"\x00\x05\x16\x07")
+    out = tmp_path / "o.csv"
+    result = runner.invoke(app, [str(folder), "--csv", str(out), "--exclude", "scan.*"])
+    assert result.exit_code == 0, result.output
+    assert [Path(row["path"]).name for row in rows_of(out)] == ["film.tif#0", "film.tif#1", "film.tif#2"]
+    assert "3 entries excluded (--exclude)" in result.output
+    help_text = runner.invoke(app, ["--help"], terminal_width=200).output
+    assert "--exclude" in help_text and "__MACOSX" in help_text
