@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -30,15 +28,23 @@ from .csv_report import CsvReport, ReportError, partial_path, spreadsheet_safe
 from .dicom import SAFE_FIELDS
 from .errors import ModelError, RunError, RunInterrupted
 from .files import DEFAULT_EXCLUDES, FolderWalk, WalkRules
-from .lock import FileLock, LockedError, lock_path
+from .lock import lock_path
 from .model import Classifier, default_model_path
 from .progress import progress_bar
 from .reasons import KINDS, OTHER
-from .run_record import RECORD_SUFFIX, RunRecord, record_path
+from .run_paths import (
+    Outputs,
+    check_csv_state,
+    check_page_state,
+    locked,
+    locked_page,
+    output_file,
+    output_folder,
+)
+from .run_record import RunRecord, record_path
 from .series import SeriesCollector, SeriesRule, SeriesSummary, write_series_csv
 
 MAX_FAILURES_SHOWN = 10
-PAGE_LOCK = ".bt-classify.lock"  # in a review folder: held by the run writing it
 
 
 @dataclass
@@ -125,24 +131,6 @@ class RunSummary:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class Outputs:
-    """Every path a run writes, checked before any work starts and left out of its walk."""
-
-    csv: Path
-    report_dir: Path | None = None
-    series_csv: Path | None = None
-
-    def all(self) -> frozenset[Path]:
-        """Resolved, so the walk recognises them however the input folder is reached."""
-        paths = [self.csv, partial_path(self.csv), lock_path(self.csv), record_path(self.csv)]
-        if self.series_csv is not None:
-            paths += [self.series_csv, partial_path(self.series_csv)]
-        if self.report_dir is not None:
-            paths.append(self.report_dir)
-        return frozenset(Path(os.path.realpath(path)) for path in paths)
-
-
 def classify_to_csv(
     folder: str | Path,
     csv: str | Path,
@@ -174,9 +162,9 @@ def classify_to_csv(
     _check_modes(overwrite, resume, retry_errors, ray, ray_address, series_csv, report_dir)
     folder = Path(folder)
     outputs = Outputs(
-        _output_file(csv, "--csv"),
-        None if report_dir is None else _output_folder(report_dir),
-        None if series_csv is None else _output_file(series_csv, "--series-csv"),
+        output_file(csv, "--csv"),
+        None if report_dir is None else output_folder(report_dir),
+        None if series_csv is None else output_file(series_csv, "--series-csv"),
     )
     if outputs.series_csv is not None and outputs.series_csv.exists() and not overwrite:
         raise RunError(f"{outputs.series_csv} exists; pass --overwrite to replace it")
@@ -191,10 +179,10 @@ def classify_to_csv(
     globs = (*(DEFAULT_EXCLUDES if default_excludes else ()), *exclude)
     rules = WalkRules(tuple(globs), outputs.all())
     csv = outputs.csv
-    with _locked(lock_path(csv)), _locked_page(outputs.report_dir):
-        _check_csv_state(csv, overwrite, resume, retry_errors)
+    with locked(lock_path(csv)), locked_page(outputs.report_dir):
+        check_csv_state(csv, overwrite, resume, retry_errors)
         if outputs.report_dir is not None:
-            _check_page_state(outputs.report_dir, csv, overwrite, resume or retry_errors)
+            check_page_state(outputs.report_dir, csv, overwrite, resume or retry_errors)
         try:
             classifier = (
                 model
@@ -292,122 +280,11 @@ def _check_modes(
         )
 
 
-def _name_limit(folder: Path) -> int:
-    try:
-        return os.pathconf(folder, "PC_NAME_MAX")
-    except (OSError, ValueError, AttributeError):  # not reported (Windows): the usual limit
-        return 255
-
-
-def _output_file(path: str | Path, option: str) -> Path:
-    """An output file's path, checked: a file name (not a folder) in an existing, writable
-    folder, short enough for the files written beside it (`.partial`, `.lock`, `.run.json`)."""
-    text = os.fspath(path)
-    if text.endswith(("/", os.sep)) or Path(text).is_dir():
-        raise RunError(f"{option} must name a file, not a folder: {text}")
-    path = Path(text)
-    # Its folder is not created: a mistyped path should fail here, not scatter results.
-    if not path.parent.is_dir():
-        raise RunError(f"{option}: the folder {path.parent} does not exist")
-    longest = len(os.fsencode(path.name + RECORD_SUFFIX))
-    if longest > _name_limit(path.parent):
-        raise RunError(
-            f"{option}: the name {path.name!r} is too long for this file system with the files "
-            f"written beside it ({path.name}{RECORD_SUFFIX}, limit {_name_limit(path.parent)} bytes)"
-        )
-    _check_writable(path.parent, option)
-    return path
-
-
-def _output_folder(path: str | Path) -> Path:
-    """The review folder: created if missing, in an existing parent (the same rule as --csv)."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise RunError(f"--report must name a folder: {path} is a file")
-    if not path.parent.is_dir():
-        raise RunError(f"--report: the folder {path.parent} does not exist")
-    _check_writable(path if path.is_dir() else path.parent, "--report")
-    return path
-
-
-def _check_writable(folder: Path, option: str) -> None:
-    """Tried, not asked (os.access is wrong for root, ACLs and network shares)."""
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise RunError(f"{option}: cannot write in {folder} ({exc.strerror or type(exc).__name__})") from None
-
-
 def _check_folder(folder: Path) -> None:
     if not folder.exists():
         raise RunError(f"no such folder: {folder}")
     if not folder.is_dir():
         raise RunError(f"{folder} is a file, not a folder: give the folder that holds the images")
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    try:
-        with FileLock(path).acquire():
-            yield
-    except PermissionError as exc:  # raised before the lock is held: the folder refused it
-        raise RunError(f"cannot write {path} ({exc.strerror})") from None
-
-
-@contextmanager
-def _locked_page(report_dir: Path | None) -> Iterator[None]:
-    """A review folder is written by one run at a time (two CSVs naming one folder wait)."""
-    if report_dir is None:
-        yield
-        return
-    report_dir.mkdir(exist_ok=True)
-    try:
-        with FileLock(report_dir / PAGE_LOCK).acquire():
-            yield
-    except LockedError:
-        raise RunError(
-            f"another bt-classify is writing the review folder {report_dir}; wait for it"
-        ) from None
-
-
-def _check_page_state(report_dir: Path, csv: Path, overwrite: bool, continuing: bool) -> None:
-    """A review folder holding a page is replaced only on --overwrite, or continued by a
-    resume or retry of the CSV that page belongs to: never silently lost or mixed."""
-    from .review_page import page_owner
-
-    owner = page_owner(report_dir)
-    if owner is None or overwrite or (continuing and owner == os.path.realpath(csv)):
-        return
-    whose = f"the page of {owner}" if owner else "a review page"
-    raise RunError(f"{report_dir} holds {whose}; choose another --report folder or pass --overwrite")
-
-
-def _check_csv_state(csv: Path, overwrite: bool, resume: bool, retry: bool) -> None:
-    """Advice about an existing CSV or partial file; only given while holding the CSV's lock,
-    so a run still in progress is never mistaken for an interrupted one."""
-    partial = partial_path(csv)
-    if retry:
-        if partial.exists():
-            raise RunError(f"an interrupted run left {partial}: finish it with --resume, then retry")
-        if not csv.exists():
-            raise RunError(f"nothing to retry: {csv} does not exist")
-        return
-    if csv.exists() and not overwrite:
-        if resume:
-            raise RunError(
-                f"{csv} is complete: that run already finished "
-                "(--retry-errors redoes its failed rows, --overwrite runs again)"
-            )
-        raise RunError(
-            f"{csv} exists; pass --overwrite to replace it (or --retry-errors to redo its failures)"
-        )
-    if resume and not partial.exists():
-        raise RunError(f"nothing to resume: {partial} does not exist")
-    if partial.exists() and not (resume or overwrite):
-        raise RunError(
-            f"an interrupted run left {partial}; pass --resume to continue it or --overwrite to start over"
-        )
 
 
 def _run(
