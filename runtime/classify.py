@@ -172,7 +172,7 @@ def decode_file(path: Path, config: PreprocessConfig, dicom_fields: tuple[str, .
     """
     if isinstance(path, Unlisted):
         return Decoded(
-            [Item(str(path), None, f"folder not listed ({path.reason}): its files were not classified")]
+            [Item(str(path), None, path.error)]
         )
     try:
         return _decode(path, config, dicom_fields)

@@ -13,6 +13,7 @@ from types import TracebackType
 
 from .classify import ImageResult
 from .errors import BrainTumorEdgeError
+from .files import Unlisted
 from .reasons import KINDS, kinds_in
 
 # Spreadsheets run a cell that starts with one of these as a formula.
@@ -131,6 +132,7 @@ class CsvReport:
         self.resume = resume
         self.retry = retry
         self.retrying: set[str] = set()  # with retry: the files whose rows failed
+        self.retrying_folders: tuple[str, ...] = ()  # ... and folders not listed, as "path/"
         self.done: set[str] = set()  # path cells already written (when resuming)
         # Counts over the whole CSV, rows kept from an interrupted run included.
         self.rows = 0
@@ -147,6 +149,9 @@ class CsvReport:
         if self.retry:
             rows = self._rows_to_keep(self.target)
             self.retrying = {file_of(row[0]) for row in rows if row[self.error_column]}
+            self.retrying_folders = tuple(
+                row[0] + os.sep for row in rows if row[self.error_column].startswith(Unlisted.ERROR)
+            )
             kept = [row for row in rows if file_of(row[0]) not in self.retrying]
         else:
             kept = self._rows_to_keep(self.partial) if self.resume and self.partial.exists() else []
@@ -206,6 +211,9 @@ class CsvReport:
         old, new = spreadsheet_safe(old), spreadsheet_safe(new)
         self.done = {new + cell[len(old) :] if cell.startswith(old) else cell for cell in self.done}
         self.retrying = {new + cell[len(old) :] if cell.startswith(old) else cell for cell in self.retrying}
+        self.retrying_folders = tuple(
+            new + cell[len(old) :] if cell.startswith(old) else cell for cell in self.retrying_folders
+        )
 
     def write(self, result: ImageResult) -> None:
         self.write_cells(result_row(result, self.class_names, self.extra))

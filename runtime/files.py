@@ -99,6 +99,11 @@ class Unlisted(type(Path())):  # type: ignore[misc]  # a concrete Path class, as
     """A folder the walk could not list: it becomes one error row, never silence."""
 
     reason = ""
+    ERROR = "folder not listed"  # how its row's error begins (a retry re-walks such folders)
+
+    @property
+    def error(self) -> str:
+        return f"{self.ERROR} ({self.reason}): its files were not classified"
 
     @classmethod
     def of(cls, folder: Path, exc: OSError) -> Unlisted:
@@ -116,6 +121,7 @@ class WalkRules:
 
     exclude: tuple[str, ...] = DEFAULT_EXCLUDES
     outputs: frozenset[Path] = frozenset()
+    root: Path | None = None  # what path globs are relative to; default: the folder walked
 
     def excludes(self, name: str, relative: str) -> bool:
         name, relative = name.lower(), relative.lower()
@@ -192,7 +198,8 @@ class FolderWalk:
                 self.ignored += 1
 
     def _relative(self, path: Path) -> str:
-        return path.relative_to(self.folder).as_posix() if path.is_relative_to(self.folder) else path.name
+        root = self.rules.root or self.folder  # a Ray task walks one sub-folder of the root
+        return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
 
 
 def iter_image_files(folder: Path, recursive: bool = True) -> Iterator[Path]:

@@ -207,7 +207,7 @@ def classify_to_csv(
             walk_root,
             Path(record.folder),
             recursive,
-            rules,
+            replace(rules, root=walk_root),
             resume,
             retry_errors,
             ray,
@@ -389,7 +389,7 @@ def _wanted(path: Path, report: CsvReport, retry: bool) -> bool:
     if not retry:
         return True
     cell = spreadsheet_safe(str(path))
-    return cell in report.retrying or any(cell.startswith(folder + os.sep) for folder in report.retrying)
+    return cell in report.retrying or cell.startswith(report.retrying_folders)
 
 
 def _ray_rows(

@@ -154,3 +154,19 @@ def test_ray_resume_continues_a_partial_csv_to_the_one_pc_csv(cluster, tmp_path:
     assert result.exit_code == 1, result.output
     assert "plus 7 kept from the interrupted run" in result.output
     assert distributed.read_bytes() == one.read_bytes()
+
+
+def test_a_ray_listing_task_excludes_as_the_one_pc_walk_does(tmp_path: Path):
+    """Each task walks one sub-folder: path globs still match from the archive's root, and
+    the clutter defaults and the run's own outputs hold there too."""
+    from brain_tumor_edge.runtime.cluster import _list_folder
+    from brain_tumor_edge.runtime.files import DEFAULT_EXCLUDES, WalkRules
+
+    for relative in ("study/keep.jpg", "study/old/skip.jpg", "study/._keep.jpg", "study/review/t.jpg"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sample_files()[0], tmp_path / relative)
+    outputs = frozenset({(tmp_path / "study" / "review").resolve()})
+    rules = WalkRules((*DEFAULT_EXCLUDES, "study/old"), outputs, root=tmp_path)
+    rows = _list_folder({"folder": str(tmp_path / "study")}, frozenset(), rules)
+    assert [row["path"] for row in rows[:-1]] == [str(tmp_path / "study" / "keep.jpg")]
+    assert '"excluded": 2' in rows[-1]["path"]
