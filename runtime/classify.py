@@ -171,9 +171,7 @@ def decode_file(path: Path, config: PreprocessConfig, dicom_fields: tuple[str, .
     parsing or decoding (any exception type, from any library) becomes an error row.
     """
     if isinstance(path, Unlisted):
-        return Decoded(
-            [Item(str(path), None, path.error)]
-        )
+        return Decoded([Item(str(path), None, path.error)])
     try:
         return _decode(path, config, dicom_fields)
     except (ImageError, MissingExtraError) as exc:
