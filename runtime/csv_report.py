@@ -205,15 +205,21 @@ class CsvReport:
     def is_done(self, path: Path) -> bool:
         return spreadsheet_safe(str(path)) in self.done
 
-    def rebase(self, old: str, new: str) -> None:
-        """The kept rows name files from `old` (the folder as the run spelled it); this run
+    def rebase(self, old: Path, new: Path) -> None:
+        """The kept rows name files below `old` (the folder as the run spelled it); this run
         walks it as `new`: compare in the new spelling."""
-        old, new = spreadsheet_safe(old), spreadsheet_safe(new)
-        self.done = {new + cell[len(old) :] if cell.startswith(old) else cell for cell in self.done}
-        self.retrying = {new + cell[len(old) :] if cell.startswith(old) else cell for cell in self.retrying}
-        self.retrying_folders = tuple(
-            new + cell[len(old) :] if cell.startswith(old) else cell for cell in self.retrying_folders
-        )
+
+        def prefix(folder: Path) -> str:  # how the walk's paths below `folder` begin
+            return "" if str(folder) == "." else spreadsheet_safe(str(folder) + os.sep)
+
+        before, after = prefix(old), prefix(new)
+
+        def moved(cell: str) -> str:
+            return after + cell[len(before) :] if cell.startswith(before) else cell
+
+        self.done = {moved(cell) for cell in self.done}
+        self.retrying = {moved(cell) for cell in self.retrying}
+        self.retrying_folders = tuple(moved(cell) for cell in self.retrying_folders)
 
     def write(self, result: ImageResult) -> None:
         self.write_cells(result_row(result, self.class_names, self.extra))

@@ -192,20 +192,22 @@ def classify_to_csv(
         except ModelError as exc:
             raise RunError(str(exc)) from None
         record = RunRecord.of(folder, classifier.path, _row_options(settings, recursive, globs))
-        walk_root = folder
+        walk_root = spelled = folder
         replaced = record_path(csv).read_bytes() if record_path(csv).is_file() else None
         if resume or retry_errors:
             earlier = RunRecord.read(record_path(csv))
             earlier.check_same_run(record, "resume" if resume else "retry")
-            # Walk the folder as the run spelled it, so new rows name files as the kept ones do.
+            spelled = Path(earlier.folder)  # how the kept rows name the folder
+            # Walk it as the run spelled it where that still leads there (the same working
+            # folder), so new rows name files as the kept ones do; else compare rebased.
             if os.path.realpath(earlier.folder) == record.root:
-                walk_root, record = Path(earlier.folder), earlier
+                walk_root = spelled
         else:
             record.write(record_path(csv))
         settings = replace(settings, maps=outputs.report_dir is not None)  # only the page shows maps
         plan = _Plan(
             walk_root,
-            Path(record.folder),
+            spelled,
             recursive,
             replace(rules, root=walk_root),
             resume,
@@ -318,7 +320,7 @@ def _run(
         report = CsvReport(csv, classifier.class_names, plan.resume, settings.dicom_fields, plan.retry)
         with report, progress:
             if plan.root != plan.spelled:
-                report.rebase(str(plan.spelled), str(plan.root))
+                report.rebase(plan.spelled, plan.root)
             task = progress.add_task("classify", total=total, completed=report.rows)
 
             def written(name: str, error: str) -> None:

@@ -56,6 +56,21 @@ def test_resume_with_the_folder_spelled_another_way_continues_the_same_rows(tmp_
     assert out.read_bytes() == whole  # no row twice, every path spelled as the run spelled it
 
 
+def test_resume_from_another_working_folder_adds_no_row_twice(tmp_path: Path, monkeypatch):
+    """The run said `scans` from one folder; the resume says `.` from inside it: the same
+    folder, so it goes on, and every file is in the CSV once."""
+    folder = folder_of(tmp_path / "scans")
+    out = tmp_path / "o.csv"
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["scans", "--csv", str(out)]).exit_code == 0
+    interrupt(out, 3)
+    monkeypatch.chdir(folder)
+    result = runner.invoke(app, [".", "--csv", str(out), "--resume"])
+    assert result.exit_code == 0, result.output
+    named = [(folder / row["path"].removeprefix("scans/")).resolve() for row in rows_of(out)]
+    assert len(named) == len(set(named)) == 6
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [
