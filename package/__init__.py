@@ -1,9 +1,8 @@
 """brain_tumor_edge: brain-tumour MRI slice classification on CPU-only PCs.
 
-The public API (see README "From Python") is loaded on first use, so `import
-brain_tumor_edge` and every command's `--version` stay instant:
-
-    from brain_tumor_edge import load_model, classify_folder, classify_file, classify_array
+The public API (`load_model`, `classify_folder`, `classify_file`, `classify_array`,
+`classify_to_csv`, ...; README "From Python") is loaded on first use, so importing the
+package and every command's `--version` stay instant.
 
 Sub-packages: `brain_tumor_edge.runtime` (onnxruntime + OpenCV + numpy only),
 `brain_tumor_edge.train` and `brain_tumor_edge.export` (need the `train` extra).

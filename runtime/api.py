@@ -1,11 +1,8 @@
 """The Python API: the same path from file to result as `bt-classify`, without the CLI.
 
-    from brain_tumor_edge import load_model, classify_folder, classify_to_csv
-
-    model = load_model()  # the bundled int8 model
-    for result in classify_folder("scans/", model):
-        print(result.name, result.prediction, result.confidence, result.review, result.error)
-    summary = classify_to_csv("scans/", "scans.csv", model=model)  # what bt-classify does
+`load_model()` once, then `classify_folder(folder, model)` yields results as they come and
+`classify_to_csv(folder, csv, model=model)` does what `bt-classify` does; docs/classify.md
+("From Python") shows them in use.
 
 Each result has the CSV's fields: `name` (path), `prediction` and `confidence` (empty for
 failed or out-of-scope rows), `probabilities` (in `class_names` order), `review`

@@ -226,12 +226,13 @@ class View:
     own range) with a review note saying so, instead of failing the file."""
 
     dataset: object
+    photometric: str = ""  # PhotometricInterpretation, read once
     window: tuple[float, float] | None = None
     notes: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, dataset) -> View:
-        view = cls(dataset)
+        view = cls(dataset, _text(dataset, "PhotometricInterpretation").strip().upper())
         if "VOILUTSequence" in dataset:
             return view
         if "WindowCenter" in dataset and "WindowWidth" in dataset:
@@ -245,10 +246,6 @@ class View:
             except Exception:
                 view.notes.append(f"{DICOM_NOTE.prefix}window unreadable, the frame's own range shown")
         return view
-
-    @property
-    def photometric(self) -> str:
-        return _text(self.dataset, "PhotometricInterpretation").strip().upper()
 
     def frame(self, index: int, pixels: np.ndarray) -> Frame:
         from .reasons import channel_difference, colour_reason

@@ -14,11 +14,13 @@ whole, and re-checks the file it actually opened (it may have changed since the 
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
@@ -112,7 +114,7 @@ class Unlisted(type(Path())):  # type: ignore[misc]  # a concrete Path class, as
         return entry
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # cached_property needs the instance dict: no slots
 class WalkRules:
     """What the walk leaves out: names matching `exclude` (shell globs, matched without regard
     to case against a name or a path relative to the root), and `outputs`, the run's own
@@ -123,11 +125,16 @@ class WalkRules:
     outputs: frozenset[Path] = frozenset()
     root: Path | None = None  # what path globs are relative to; default: the folder walked
 
+    @cached_property
+    def _pattern(self) -> re.Pattern | None:
+        """Every glob in one regular expression (fnmatch's own translation), made once."""
+        if not self.exclude:
+            return None
+        return re.compile("|".join(fnmatch.translate(glob.lower()) for glob in self.exclude))
+
     def excludes(self, name: str, relative: str) -> bool:
-        name, relative = name.lower(), relative.lower()
-        return any(
-            fnmatchcase(name, glob.lower()) or fnmatchcase(relative, glob.lower()) for glob in self.exclude
-        )
+        pattern = self._pattern
+        return pattern is not None and bool(pattern.match(name.lower()) or pattern.match(relative.lower()))
 
 
 class FolderWalk:
@@ -172,11 +179,12 @@ class FolderWalk:
             yield Unlisted.of(folder, exc)
             return
         real = Path(os.path.realpath(folder)) if self.rules.outputs else None
+        below = self._relative(folder)  # once per folder, not per entry
         for name in names:
             path = folder / name
             if real is not None and real / name in self.rules.outputs:
                 continue  # the run's own output: not an input, not counted
-            if self.rules.exclude and self.rules.excludes(name, self._relative(path)):
+            if self.rules.excludes(name, below + name):
                 self.excluded += 1
                 continue
             try:
@@ -197,9 +205,12 @@ class FolderWalk:
             else:
                 self.ignored += 1
 
-    def _relative(self, path: Path) -> str:
+    def _relative(self, folder: Path) -> str:
+        """How paths inside `folder` begin below the root ("" at the root, "sub/dir/" below)."""
         root = self.rules.root or self.folder  # a Ray task walks one sub-folder of the root
-        return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+        if folder == root or not folder.is_relative_to(root):
+            return ""
+        return folder.relative_to(root).as_posix() + "/"
 
 
 def iter_image_files(folder: Path, recursive: bool = True) -> Iterator[Path]:

@@ -70,15 +70,10 @@ def _tiff_page_sizes(data: bytes) -> list[tuple[int, int]]:
     return pages
 
 
-def tiff_pages(data: bytes) -> int:
-    """How many pages a TIFF holds (0 for any other file)."""
-    return len(_tiff_page_sizes(data))
-
-
-def _tiff_size(data: bytes) -> tuple[int, int] | None:
+def _largest(pages: list[tuple[int, int]]) -> tuple[int, int] | None:
     """The largest page's (width, height) of a TIFF."""
-    pages = [page for page in _tiff_page_sizes(data) if page[0] and page[1]]
-    return max(pages, key=lambda page: page[0] * page[1]) if pages else None
+    sized = [page for page in pages if page[0] and page[1]]
+    return max(sized, key=lambda page: page[0] * page[1]) if sized else None
 
 
 def _pnm_size(data: bytes) -> tuple[int, int] | None:
@@ -100,7 +95,7 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     if data[:2] == b"\xff\xd8":
         return _jpeg_size(data)
     if data[:4] in (b"II*\x00", b"MM\x00*") and len(data) >= 8:
-        return _tiff_size(data)
+        return _largest(_tiff_page_sizes(data))
     if data[:1] == b"P" and data[1:2] in b"123456" and data[2:3].isspace():
         return _pnm_size(data)
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
@@ -125,20 +120,22 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def check_header(data: bytes) -> None:
-    """Raise ImageError for a decompression bomb or a truncated JPEG."""
-    size = image_size(data)
+def check_header(data: bytes) -> int:
+    """Raise ImageError for a decompression bomb or a truncated JPEG; return the number of
+    pages of a TIFF (0 for any other format), so the caller knows it without parsing again."""
+    pages = _tiff_page_sizes(data)
+    size = _largest(pages) if pages else image_size(data)
     if size is not None:
         width, height = size
         if width * height > MAX_PIXELS:
             raise ImageError(f"image too large ({width}x{height} pixels)")
-    pages = _tiff_page_sizes(data)
     if len(pages) >= MAX_PAGES:
         raise ImageError(f"TIFF with too many pages (over {MAX_PAGES - 1})")
     if sum(width * height for width, height in pages) > MAX_PIXELS * 4:
         raise ImageError(f"TIFF too large ({len(pages)} pages)")
     if data[:2] == b"\xff\xd8" and not _jpeg_ends(data):
         raise ImageError("truncated JPEG (no end-of-image marker)")
+    return len(pages)
 
 
 def _jpeg_ends(data: bytes) -> bool:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .errors import ImageError
-from .image_header import check_header, tiff_pages
+from .image_header import check_header
 
 _INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 
@@ -101,7 +101,7 @@ _ORIENTATIONS = {
     7: (True, cv2.ROTATE_90_CLOCKWISE),
     8: (False, cv2.ROTATE_90_COUNTERCLOCKWISE),
 }
-_EXIF = 0  # cv2.IMAGE_METADATA_EXIF
+_EXIF = getattr(cv2, "IMAGE_METADATA_EXIF", 0)
 
 
 def exif_orientation(exif: bytes) -> int:
@@ -184,6 +184,10 @@ def decode_image(data: bytes, channel_order: str = "RGB") -> np.ndarray:
     if not data:
         raise ImageError("empty file")
     check_header(data)
+    return _decode_checked(data, channel_order)
+
+
+def _decode_checked(data: bytes, channel_order: str) -> np.ndarray:
     image, orientation = _imdecode(data)
     if image is None or image.size == 0:
         raise ImageError("not a decodable image")
@@ -192,10 +196,11 @@ def decode_image(data: bytes, channel_order: str = "RGB") -> np.ndarray:
 
 def decode_pages(data: bytes, channel_order: str = "RGB") -> list[np.ndarray]:
     """Every page of a multi-page TIFF (one image for any other file), each as `decode_image`
-    gives it; the header check has bounded the pages' pixels together."""
-    if tiff_pages(data) <= 1:
-        return [decode_image(data, channel_order)]
-    check_header(data)
+    gives it; the header check bounds the pages' pixels together."""
+    if not data:
+        raise ImageError("empty file")
+    if check_header(data) <= 1:
+        return [_decode_checked(data, channel_order)]
     ok, pages = cv2.imdecodemulti(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if not ok or not pages:
         raise ImageError("not a decodable image")

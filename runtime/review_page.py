@@ -37,7 +37,7 @@ from .classify import ImageResult
 from .csv_report import spreadsheet_safe
 from .heatmap import normalised, upsample
 from .metadata import ModelMetadata
-from .reasons import KINDS, kinds_in, split_review
+from .reasons import is_out_of_scope, split_review
 from .series import SeriesCollector, SeriesRule, SeriesSummary, SlicePlace
 
 SIDECAR = "rows.json"  # this folder's thumbnails and series places, and the CSV they belong to
@@ -79,8 +79,30 @@ def page_owner(folder: Path) -> str | None:
     return str(_sidecar(folder).get("csv", ""))
 
 
-def _existing(folder: Path, name: str) -> str:
-    return name if name and (folder / name).is_file() else ""
+def _page_row(
+    path: str,
+    prediction: str,
+    confidence: float | None,
+    probabilities: np.ndarray | None,
+    review: str,
+    error: str,
+    extra: dict,
+) -> dict:
+    """One row of the page's data: the CSV's cells and what `extra` adds (thumbnails, series)."""
+    return {
+        "path": path,
+        "prediction": prediction,
+        "confidence": confidence,
+        "probabilities": None if probabilities is None else [round(float(p), 4) for p in probabilities],
+        "review": review,
+        "out_of_scope": is_out_of_scope(split_review(review)),
+        "error": error,
+        "thumb": extra.get("thumb", ""),
+        "map": extra.get("map", ""),
+        "map_class": extra.get("map_class", ""),
+        "series": extra.get("series", ""),
+        "position": extra.get("position"),
+    }
 
 
 def histogram_svg(confidences: list[float], bins: int = 20) -> str:
@@ -120,7 +142,7 @@ class ReviewPage:
         # Per path cell: its thumbnail, map and series place (what the CSV does not hold).
         self.extras: dict[str, dict] = {}
         owner = str(Path(os.path.realpath(self.csv))) if self.csv is not None else ""
-        sidecar = self._read_sidecar()
+        sidecar = _sidecar(self.folder)
         if self.keep and sidecar.get("csv") == owner:
             self.extras = sidecar.get("rows", {})
         else:  # a new run: nothing of an earlier run's page stays
@@ -129,29 +151,19 @@ class ReviewPage:
         self._owner = owner
         (self.folder / "thumbs").mkdir(parents=True, exist_ok=True)
 
-    def _read_sidecar(self) -> dict:
-        return _sidecar(self.folder)
-
     def add(self, result: ImageResult) -> None:
-        row: dict = {
-            "path": result.name,
-            "prediction": result.prediction,
-            "confidence": result.confidence,
-            "probabilities": None
-            if result.probabilities is None
-            else [round(float(p), 4) for p in result.probabilities],
-            "review": result.review,
-            "out_of_scope": result.out_of_scope,
-            "error": result.error,
-            "thumb": "",  # the slice as the network saw it (the page scales it down)
-            "map": "",  # its map in colour, laid over it by the page at a chosen opacity
-            "map_class": "",  # the class whose map is shown: the predicted (most probable) one
-            # Its volume or DICOM series and place there (runtime/series.py); "" for a lone image.
-            "series": result.place.series if result.place is not None else "",
-            "position": result.place.position if result.place is not None else None,
+        # What the CSV does not hold: the slice as the network saw it (the page scales it
+        # down), its map in colour (laid over it at a chosen opacity) and the class whose map
+        # it is (the predicted one), its volume or DICOM series and place there.
+        place = result.place
+        extra = {
+            "thumb": "",
+            "map": "",
+            "map_class": "",
+            "series": place.series if place is not None else "",
+            "plane": place.plane if place is not None else "",
+            "position": place.position if place is not None else None,
         }
-        if self.truth_from_folder:
-            row["truth"] = Path(result.name.split("#")[0]).parent.name
         doubtful = bool(result.review or result.error)
         # The cap keeps disk and page size bounded; doubtful rows take their thumbnails first.
         if result.image is not None and (self.thumbnails < self.max_thumbnails or doubtful):
@@ -161,18 +173,27 @@ class ReviewPage:
             # Two files a row, each used twice: the page lays the map over the slice itself,
             # in the table and in the enlarged view, so no blended copy is encoded.
             (self.folder / f"{base}.jpg").write_bytes(_jpeg(slice_bgr, LARGE_QUALITY))
-            row["thumb"] = f"{base}.jpg"
+            extra["thumb"] = f"{base}.jpg"
             if result.cam is not None and result.probabilities is not None:
                 best = int(result.probabilities.argmax())
                 layer = map_layer(result.cam[best], slice_bgr.shape[0])
                 (self.folder / f"{base}-map.jpg").write_bytes(_jpeg(layer, MAP_QUALITY))
-                row["map"] = f"{base}-map.jpg"
-                row["map_class"] = self.class_names[best]
+                extra["map"] = f"{base}-map.jpg"
+                extra["map_class"] = self.class_names[best]
             self.thumbnails += 1
-        self.rows.append(row)
-        extra = {key: row[key] for key in ("thumb", "map", "map_class", "series", "position")}
-        extra["plane"] = result.place.plane if result.place is not None else ""
         self.extras[spreadsheet_safe(result.name)] = extra
+        row = _page_row(
+            result.name,
+            result.prediction,
+            result.confidence,
+            result.probabilities,
+            result.review,
+            result.error,
+            extra,
+        )
+        if self.truth_from_folder:
+            row["truth"] = Path(result.name.split("#")[0]).parent.name
+        self.rows.append(row)
 
     def write_from_csv(self, skipped: dict[str, int], rule: SeriesRule, negative: str) -> Path:
         """The page for the run's finished CSV: every row in it (kept, resumed, retried),
@@ -185,37 +206,32 @@ class ReviewPage:
         self.rows = []
         for row in cells:
             extra = self.extras.get(row[0], {})
-            review, error = row[column["review"]], row[column["error"]]
+            review, error, confidence = row[column["review"]], row[column["error"]], row[column["confidence"]]
             probabilities = (
                 None
                 if error or not row[probability_columns[0]]
-                else [float(row[index]) for index in probability_columns]
+                else np.asarray([float(row[index]) for index in probability_columns])
             )
-            kinds = kinds_in(review)
             self.rows.append(
-                {
-                    "path": row[0],
-                    "prediction": row[column["prediction"]],
-                    "confidence": float(row[column["confidence"]]) if row[column["confidence"]] else None,
-                    "probabilities": None if probabilities is None else [round(p, 4) for p in probabilities],
-                    "review": review,
-                    "out_of_scope": any(kind.out_of_scope and kind.name in kinds for kind in KINDS),
-                    "error": error,
-                    "thumb": _existing(self.folder, extra.get("thumb", "")),
-                    "map": _existing(self.folder, extra.get("map", "")),
-                    "map_class": extra.get("map_class", ""),
-                    "series": extra.get("series", ""),
-                    "position": extra.get("position"),
-                }
+                _page_row(
+                    row[0],
+                    row[column["prediction"]],
+                    float(confidence) if confidence else None,
+                    probabilities,
+                    review,
+                    error,
+                    extra,
+                )
             )
             if extra.get("series"):
                 place = SlicePlace(extra["series"], extra.get("plane", ""), float(extra["position"]))
+                reasons = tuple(split_review(review))
                 series.add(
                     ImageResult(
                         row[0],
-                        None if probabilities is None else np.asarray(probabilities),
+                        probabilities,
                         error,
-                        reasons=tuple(split_review(review)),
+                        reasons=reasons,
                         class_names=self.class_names,
                         place=place,
                     )

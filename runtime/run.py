@@ -1,9 +1,7 @@
 """A whole `bt-classify` run as one function: folder in, CSV (and review page) out.
 
-    from brain_tumor_edge import classify_to_csv
-
-    summary = classify_to_csv("scans/", "scans.csv", report_dir="review/")
-    print(summary.describe())
+`classify_to_csv(folder, csv, ...)` returns a `RunSummary` (`describe()` is the command's
+summary paragraph; docs/classify.md, "From Python", shows it in use).
 
 The command's options are this function's keywords (`runtime/cli.py` maps one onto the
 other and exceptions onto exit codes, nothing more). It takes the CSV's lock, checks the

@@ -15,7 +15,9 @@ docs/volumes.md says on what); a model without them uses the defaults below.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -166,10 +168,7 @@ class SeriesCollector:
 
 def write_series_csv(path, summaries: list[SeriesSummary]) -> None:
     """One row per series, written whole and then moved into place."""
-    import os
-    from pathlib import Path
-
-    from .csv_report import RowWriter, spreadsheet_safe
+    from .csv_report import RowWriter, spreadsheet_safe  # here: csv_report -> classify -> this module
 
     target = Path(path)
     partial = target.with_name(target.name + ".partial")
