@@ -14,14 +14,21 @@ from matplotlib.ticker import MaxNLocator
 
 
 def plot_curves(history: Sequence[dict], path: Path) -> None:
+    """Training figures every epoch; validation's on the epochs that were validated (the
+    averaged weights, when the recipe keeps them), with the smoothed choice criterion."""
     epochs = [row["epoch"] for row in history]
+    validated = [row for row in history if "val_loss" in row]
+    val_epochs = [row["epoch"] for row in validated]
     figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
     for axis, key, title in ((accuracy_axis, "acc", "Accuracy"), (loss_axis, "loss", "Loss")):
         axis.plot(epochs, [row[f"train_{key}"] for row in history], "o-", label="train")
-        axis.plot(epochs, [row[f"val_{key}"] for row in history], "s-", label="validation")
-        if key == "acc" and "val_tumour_unknown_sensitivity" in history[0]:
-            sensitivity = [row["val_tumour_unknown_sensitivity"] for row in history]
-            axis.plot(epochs, sensitivity, "^-", label="validation tumour (type unknown) sensitivity")
+        axis.plot(val_epochs, [row[f"val_{key}"] for row in validated], "s-", label="validation")
+        if key == "acc" and validated and "val_tumour_unknown_sensitivity" in validated[0]:
+            sensitivity = [row["val_tumour_unknown_sensitivity"] for row in validated]
+            axis.plot(val_epochs, sensitivity, "^-", label="validation tumour (type unknown) sensitivity")
+        if key == "acc" and validated and "val_smoothed" in validated[0]:
+            smoothed = [row["val_smoothed"] for row in validated]
+            axis.plot(val_epochs, smoothed, "--", label="choice criterion, smoothed")
         axis.set_title(title)
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))

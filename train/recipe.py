@@ -21,7 +21,38 @@ class Recipe:
     # Loss weight of a "tumour, type unknown" image relative to a labelled one.
     tumour_unknown_weight: float = 1.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # Balanced types (train/balance.py): each epoch's type-known tumour images are
+    # redrawn so every tumour class is drawn equally often (their total unchanged), and
+    # negatives `negative_weight` times as often as the sources' weights draw them.
+    balance_types: bool = False
+    negative_weight: float = 1.0
+    # Averaged weights: an exponential moving average of the weights, updated every
+    # optimiser step, is what validation scores and the checkpoint keeps (0: off; timm's
+    # ModelEmaV3 and torchvision's --model-ema). 0.999 averages over ~1,000 steps.
+    ema_decay: float = 0.0
+    # The best epoch is chosen on its criterion averaged with the epochs before it (this
+    # many in all), so one noisy epoch on a few validation patients cannot choose.
+    smoothing_epochs: int = 1
+    # Progressive resizing: the first `early_fraction` of the epochs train at
+    # `early_size` pixels (0: off), validated every `early_validate_every` epochs; the
+    # rest at the input size, validated every epoch. Only those can be chosen.
+    early_size: int = 0
+    early_fraction: float = 0.0
+    early_validate_every: int = 1
+    # bfloat16 autocast for the forward pass (weights and optimiser stay fp32): "auto"
+    # (on where the CPU has AMX or AVX-512 BF16, or on a GPU), "on" or "off".
+    bf16: str = "auto"
 
     def __post_init__(self) -> None:
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be constant or cosine, not {self.schedule!r}")
+        if self.bf16 not in ("auto", "on", "off"):
+            raise ValueError(f"bf16 must be auto, on or off, not {self.bf16!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError("ema_decay must be in [0, 1)")
+        if self.smoothing_epochs < 1 or self.early_validate_every < 1:
+            raise ValueError("smoothing_epochs and early_validate_every must be at least 1")
+
+    def early_epochs(self) -> int:
+        """How many epochs train at `early_size` (none when progressive resizing is off)."""
+        return int(self.epochs * self.early_fraction) if self.early_size else 0

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime.preprocess import PreprocessConfig
+from .balance import Balance, balance_types
 from .data import (
     DataError,
     ImageSet,
@@ -110,9 +111,17 @@ def recorded_mix(train_config: dict) -> Mix:
     )  # type: ignore[arg-type]
 
 
-def epoch_draw(sources: np.ndarray, weights: tuple[float, ...], seed: int, epoch: int) -> np.ndarray:
+def epoch_draw(
+    sources: np.ndarray,
+    weights: tuple[float, ...],
+    seed: int,
+    epoch: int,
+    labels: np.ndarray | None = None,
+    balance: Balance | None = None,
+) -> np.ndarray:
     """The training indices of one epoch, shuffled: each source's images `weight` times over
-    (a fraction: a fresh random share of them each epoch). A function of (seed, epoch) only,
+    (a fraction: a fresh random share of them each epoch), then, with `balance`, every
+    tumour type drawn equally often (train/balance.py). A function of (seed, epoch) only,
     so a resumed run draws what the interrupted one would have."""
     rng = np.random.default_rng([seed, epoch])
     drawn: list[np.ndarray] = []
@@ -122,4 +131,6 @@ def epoch_draw(sources: np.ndarray, weights: tuple[float, ...], seed: int, epoch
         drawn += [members] * int(whole)
         drawn.append(rng.choice(members, size=round(fraction), replace=False))
     order = np.concatenate(drawn) if drawn else np.empty(0, np.int64)
+    if balance is not None and labels is not None and len(order):
+        return balance_types(order, labels, balance, rng)
     return rng.permutation(order)

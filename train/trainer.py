@@ -20,11 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from ..runtime.metrics import (
     classification_report,
@@ -34,12 +36,14 @@ from ..runtime.metrics import (
 )
 from ..runtime.preprocess import PreprocessConfig
 from .architectures import get_architecture, parameter_count
-from .augment import augment_batch, build_augmentation
-from .calibration import fit_temperature
+from .augment import AugmentConfig, augment_batch, build_augmentation
+from .balance import Balance, class_shares
+from .calibration import balanced_recall, fit_temperature, fit_type_bias
 from .checkpoint import CHECKPOINT_NAME, Checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import DataError, ImageSet
 from .distributed import Ranks, unwrap
+from .hardware import Cpu, use_bf16
 from .loss import TwoGrainLoss
 from .plots import plot_confusion_matrix, plot_curves
 from .predict import (
@@ -77,16 +81,34 @@ def _learning_rate_factor(recipe: Recipe, steps_per_epoch: int) -> Callable[[int
     return factor
 
 
+def _ema_update(decay: float) -> Callable:
+    """AveragedModel's update with timm's warm-up: the decay is min(decay, (1 + n) / (10 + n))
+    after n updates, so a short run's average is not held at the random initial weights."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], updates: torch.Tensor) -> None:
+        if not torch.is_floating_point(averaged[0]):  # batch-norm's step counters: the latest
+            torch._foreach_copy_(averaged, current)
+            return
+        n = int(updates)
+        torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1 + n) / (10 + n)))
+
+    return update
+
+
 @dataclass
 class _Optimisation:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     loss: nn.Module
-    augmentation: Callable[[torch.Tensor], torch.Tensor]
+    augment: AugmentConfig
+    # The averaged weights (recipe.ema_decay), or None: then the trained weights are scored.
+    ema: AveragedModel | None
+    bf16: bool
 
     @classmethod
     def for_recipe(
-        cls, model: nn.Module, recipe: Recipe, steps_per_epoch: int, size: int, negative: int
+        cls, model: nn.Module, recipe: Recipe, steps_per_epoch: int, negative: int, bf16: bool
     ) -> _Optimisation:
         if recipe.weight_decay:
             optimizer = torch.optim.AdamW(
@@ -98,7 +120,15 @@ class _Optimisation:
             optimizer, _learning_rate_factor(recipe, steps_per_epoch)
         )
         loss = TwoGrainLoss(negative, recipe.label_smoothing, recipe.tumour_unknown_weight)
-        return cls(optimizer, scheduler, loss, build_augmentation(recipe.augment, size))
+        ema = None
+        if recipe.ema_decay:
+            # Buffers (batch-norm statistics) averaged too, as timm's ModelEmaV3 does.
+            ema = AveragedModel(unwrap(model), multi_avg_fn=_ema_update(recipe.ema_decay), use_buffers=True)
+        return cls(optimizer, scheduler, loss, recipe.augment, ema, bf16)
+
+    def scored(self, model: nn.Module) -> nn.Module:
+        """The weights validation scores and the checkpoint keeps."""
+        return self.ema.module if self.ema is not None else unwrap(model)
 
 
 def _train_one_epoch(
@@ -112,24 +142,28 @@ def _train_one_epoch(
     ranks: Ranks,
     order: np.ndarray,
     negative: int,
+    images_at_size: np.ndarray,
 ) -> tuple[float, float]:
+    """One pass over `order`, on `images_at_size` (the cache, or its progressive-resizing copy)."""
     model.train()
     device = model_device(model)
     batch_size = ranks.local_batch(recipe.batch_size)
+    augmentation = build_augmentation(steps.augment, images_at_size.shape[-1])
     task = progress.add_task(f"epoch {epoch}/{recipe.epochs}", total=len(order), stats="")
     loss_sum, correct, seen = 0.0, 0, 0
     for start in range(0, len(order), batch_size):
         indices = np.sort(order[start : start + batch_size])
-        images = augment_batch(
-            torch.from_numpy(data.images[indices]), steps.augmentation, preprocess.grayscale
-        )
+        images = augment_batch(torch.from_numpy(images_at_size[indices]), augmentation, preprocess.grayscale)
         labels = torch.from_numpy(data.labels[indices]).to(device)
         steps.optimizer.zero_grad(set_to_none=True)
-        logits = model(to_network_input(images, preprocess, device))
-        loss = steps.loss(logits, labels)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=steps.bf16):
+            logits = model(to_network_input(images, preprocess, device))
+        loss = steps.loss(logits.float(), labels)
         loss.backward()
         steps.optimizer.step()
         steps.scheduler.step()
+        if steps.ema is not None:
+            steps.ema.update_parameters(unwrap(model))
         loss_sum += loss.item() * len(indices)
         predictions = logits.argmax(1).cpu().numpy()
         correct += int(in_set(data.labels[indices], predictions, negative).sum())
@@ -145,7 +179,7 @@ def _train_one_epoch(
 @dataclass
 class _Best:
     row: dict
-    state: dict[str, torch.Tensor]  # the weights of that epoch, on the CPU
+    state: dict[str, torch.Tensor]  # the scored weights of that epoch, on the CPU
 
 
 def train(config: TrainConfig, resume: bool = False) -> dict:
@@ -185,16 +219,47 @@ def _history_row(
     return row
 
 
-def _criterion(row: dict) -> tuple[float, float]:
+def _criterion(row: dict) -> float:
     """Higher is better: the worst source's balanced figure (a mix), else the set accuracy."""
-    key = next(k for k in ("val_worst_balanced", "val_set_acc", "val_acc") if k in row)
-    return row[key], -row["val_loss"]
+    return row[next(k for k in ("val_worst_balanced", "val_set_acc", "val_acc") if k in row)]
+
+
+def _smooth(row: dict, history: list[dict], window: int, first_candidate: int, last: int) -> bool:
+    """Add the smoothed criterion to `row`; True when the epoch may be chosen.
+
+    The figure is the mean of the criterion over this epoch and the validated epochs
+    before it (`window` in all) that trained at the final size; `val_window_spread` says
+    how far the figure moved within that window. An epoch is a candidate once its window
+    is full, and the last epoch always (the final size may have fewer epochs than the window)."""
+    validated = [r for r in history if "val_loss" in r and r["epoch"] >= first_candidate]
+    figures = [_criterion(r) for r in [*validated, row][-window:]]
+    row["val_criterion"] = round(_criterion(row), 5)
+    row["val_smoothed"] = round(float(np.mean(figures)), 5)
+    row["val_window_spread"] = round(max(figures) - min(figures), 5)
+    return row["epoch"] >= first_candidate and (len(figures) == window or row["epoch"] == last)
+
+
+def _is_better(row: dict, best: _Best | None) -> bool:
+    if best is None:
+        return True
+    return (row["val_smoothed"], -row["val_loss"]) > (best.row["val_smoothed"], -best.row["val_loss"])
 
 
 def _save_resume_state(path: Path, state: dict) -> None:
     temporary = path.with_name(path.name + ".tmp")
     torch.save(state, temporary)
     os.replace(temporary, path)  # an interrupted save never replaces a good state
+
+
+def _resized(images: np.ndarray, size: int) -> np.ndarray:
+    """The cached N x 3 x S x S uint8 images at `size` pixels (progressive resizing)."""
+    if images.shape[-1] == size:
+        return images
+    out = np.empty((len(images), 3, size, size), np.uint8)
+    for index, image in enumerate(images):
+        resized = cv2.resize(image.transpose(1, 2, 0), (size, size), interpolation=cv2.INTER_AREA)
+        out[index] = resized.reshape(size, size, -1).transpose(2, 0, 1)
+    return out
 
 
 def _train(
@@ -232,10 +297,19 @@ def _train(
     say(f"architecture {architecture.name}: {parameter_count(model):,} parameters, on {device}{processes}")
     model = ranks.wrap(model)
     recipe = config.resolved_recipe()
+    cpu = Cpu.read()
+    bf16 = use_bf16(recipe.bf16, device.type, cpu)
+    say(f"CPU {cpu.describe()}; bf16 autocast {'on' if bf16 else 'off'} (recipe: {recipe.bf16})")
     weights = tuple(source.weight for source in mix.sources)
-    epoch_size = len(epoch_draw(train_set.origin.sources, weights, config.seed, 1))
+    balance = Balance(negative, recipe.negative_weight) if recipe.balance_types and negative >= 0 else None
+
+    def draw(epoch: int) -> np.ndarray:
+        return epoch_draw(train_set.origin.sources, weights, config.seed, epoch, train_set.labels, balance)
+
+    epoch_size = len(draw(1))
     steps_per_epoch = math.ceil(math.ceil(epoch_size / ranks.world) / ranks.local_batch(recipe.batch_size))
-    steps = _Optimisation.for_recipe(model, recipe, steps_per_epoch, preprocess.size, negative)
+    steps = _Optimisation.for_recipe(model, recipe, steps_per_epoch, negative, bf16)
+    early = recipe.early_epochs()
     resume_path = config.out / RESUME_NAME
     history: list[dict] = []
     best: _Best | None = None
@@ -245,8 +319,10 @@ def _train(
         unwrap(model).load_state_dict(state["model"])
         steps.optimizer.load_state_dict(state["optimizer"])
         steps.scheduler.load_state_dict(state["scheduler"])
+        if steps.ema is not None:
+            steps.ema.load_state_dict(state["ema"])
         history, first_epoch = state["history"], state["epoch"] + 1
-        best = _Best(state["best_row"], state["best_state"])
+        best = _Best(state["best_row"], state["best_state"]) if state["best_row"] else None
         say(f"resuming {config.out} after epoch {state['epoch']} of {recipe.epochs}")
     if ranks.is_main:
         config.out.mkdir(parents=True, exist_ok=True)
@@ -266,34 +342,46 @@ def _train(
         with progress:
             for epoch in range(first_epoch, recipe.epochs + 1):
                 epoch_start = time.perf_counter()
+                size = recipe.early_size if epoch <= early else preprocess.size
                 # Augmentation and dropout draws: a function of (seed, rank, epoch), so a
                 # resumed epoch is the epoch the interrupted run would have trained.
                 torch.manual_seed(config.seed * 1_000_003 + ranks.rank * 10_007 + epoch)
-                order = ranks.share(epoch_draw(train_set.origin.sources, weights, config.seed, epoch))
+                drawn = draw(epoch)
+                order = ranks.share(drawn)
                 train_loss, train_acc = _train_one_epoch(
-                    model, steps, train_set, recipe, preprocess, progress, epoch, ranks, order, negative
-                )
+                    model, steps, train_set, recipe, preprocess, progress, epoch, ranks, order, negative,
+                    _resized(train_set.images, size),
+                )  # fmt: skip
                 train_seconds = time.perf_counter() - epoch_start
-                # Every rank holds the same weights: each computes the same validation figures.
-                probabilities = predict_probabilities(unwrap(model), val_set.images, preprocess)
-                scores = validation_scores(probabilities, val_set.labels, negative)
-                sources = source_scores(
-                    probabilities,
-                    val_set.labels,
-                    val_set.origin.sources,
-                    val_set.origin.source_names,
-                    val_set.origin.sequences,
-                    negative,
-                )
-                row = _history_row(epoch, train_loss, train_acc, scores, sources, multi_source)
+                row: dict = {"epoch": epoch, "train_loss": round(train_loss, 5)}
+                row["train_acc"] = round(train_acc, 5)
+                sources: dict = {}
+                improved = False
+                if epoch > early or epoch % recipe.early_validate_every == 0 or epoch == recipe.epochs:
+                    # Every rank holds the same weights: each computes the same figures.
+                    probabilities = predict_probabilities(steps.scored(model), val_set.images, preprocess)
+                    scores = validation_scores(probabilities, val_set.labels, negative)
+                    sources = source_scores(
+                        probabilities,
+                        val_set.labels,
+                        val_set.origin.sources,
+                        val_set.origin.source_names,
+                        val_set.origin.sequences,
+                        negative,
+                    )
+                    row = _history_row(epoch, train_loss, train_acc, scores, sources, multi_source)
+                    first_candidate = min(early + 1, recipe.epochs)
+                    candidate = _smooth(row, history, recipe.smoothing_epochs, first_candidate, recipe.epochs)
+                    improved = candidate and _is_better(row, best)
+                    if improved:
+                        state = steps.scored(model).state_dict()
+                        best = _Best(row, {k: v.detach().cpu().clone() for k, v in state.items()})
+                row["image_size"] = size
+                shares = class_shares(drawn, train_set.labels, dataset.class_names)
+                row.update({f"share_{name}": share for name, share in shares.items()})
                 row["epoch_seconds"] = round(time.perf_counter() - epoch_start, 2)
                 row["train_images_per_second"] = round(len(order) * ranks.world / train_seconds, 1)
                 history.append(row)
-                improved = best is None or _criterion(row) > _criterion(best.row)
-                if improved:
-                    best = _Best(
-                        row, {k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()}
-                    )
                 if not ranks.is_main:
                     continue
                 _write_history(history, config.out / "history.csv")
@@ -302,7 +390,6 @@ def _train(
                 ) as log:
                     log.write(json.dumps({"epoch": epoch, "sources": sources}) + "\n")
                 _print_epoch(row, sources if multi_source else {}, improved)
-                assert best is not None
                 _save_resume_state(
                     resume_path,
                     {
@@ -310,9 +397,10 @@ def _train(
                         "model": unwrap(model).state_dict(),
                         "optimizer": steps.optimizer.state_dict(),
                         "scheduler": steps.scheduler.state_dict(),
+                        "ema": steps.ema.state_dict() if steps.ema is not None else {},
                         "history": history,
-                        "best_row": best.row,
-                        "best_state": best.state,
+                        "best_row": best.row if best else {},
+                        "best_state": best.state if best else {},
                         "train_config": record,
                     },
                 )
@@ -320,7 +408,7 @@ def _train(
         interrupted = True
         console.print("[yellow]interrupted: keeping the best epoch so far (resume with --resume)[/]")
     if best is None:
-        raise KeyboardInterrupt  # nothing finished: nothing to report
+        raise KeyboardInterrupt  # nothing chosen yet: nothing to report
     in_sync = ranks.in_sync(unwrap(model))
     metrics: dict = {}
     if ranks.is_main:
@@ -338,6 +426,8 @@ def _train(
         )
         metrics["processes"] = ranks.world
         metrics["ranks_in_sync"] = in_sync
+        metrics["cpu"] = cpu.describe()
+        metrics["bf16"] = bf16
         (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         if not interrupted:
             resume_path.unlink(missing_ok=True)  # finished: nothing left to resume
@@ -346,24 +436,35 @@ def _train(
 
 
 def _write_history(history: list[dict], path: Path) -> None:
+    # Epochs that were not validated lack the validation columns: the header is their union.
+    columns = list(dict.fromkeys(key for row in history for key in row))
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(history)
 
 
 def _print_epoch(row: dict, sources: dict, improved: bool) -> None:
+    shares = " ".join(f"{k[6:]} {v:.2f}" for k, v in row.items() if k.startswith("share_"))
+    trained = (
+        f"epoch {row['epoch']:>3} ({row['image_size']} px): train loss {row['train_loss']:.4f} "
+        f"acc {row['train_acc']:.4f} | {row['epoch_seconds']:.0f}s, "
+        f"{row['train_images_per_second']:.0f} img/s"
+    )
+    if "val_loss" not in row:
+        console.print(f"{trained} | not validated | draw: {shares}")
+        return
     sensitivity = (
         f" tumour-unknown sens {row['val_tumour_unknown_sensitivity']:.4f}"
         if "val_tumour_unknown_sensitivity" in row
         else ""
     )
     console.print(
-        f"epoch {row['epoch']:>3}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
-        f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}{sensitivity} | "
-        f"{row['epoch_seconds']:.0f}s, {row['train_images_per_second']:.0f} img/s"
-        + ("  *best" if improved else "")
+        f"{trained} | val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}{sensitivity} | "
+        f"criterion {row['val_criterion']:.4f}, smoothed {row['val_smoothed']:.4f} "
+        f"(spread {row['val_window_spread']:.4f})" + ("  *best" if improved else "")
     )
+    console.print(f"    draw: {shares}")
     for name, figures in sources.items():
         shown = " ".join(
             f"{key} {figures[key]:.3f}"
@@ -371,6 +472,26 @@ def _print_epoch(row: dict, sources: dict, improved: bool) -> None:
             if key in figures
         )
         console.print(f"    {name:<24} n {figures['images']:>5} {shown}")
+
+
+def _check_type_prior(logits: np.ndarray, labels: np.ndarray, negative: int, recipe: Recipe) -> dict:
+    """The validation check of the prior among tumour types (train/calibration.py): the fitted
+    offsets are applied only when the recipe balances types and they raise the validation's
+    balanced recall over the four classes; either way the figures are recorded."""
+    if negative < 0 or len(np.unique(labels)) < 3:
+        return {}
+    bias = fit_type_bias(logits, labels, negative)
+    before, after = balanced_recall(logits, labels), balanced_recall(logits + bias, labels)
+    predicted = np.bincount(logits.argmax(1), minlength=logits.shape[1]) / len(labels)
+    true = np.bincount(labels, minlength=logits.shape[1]) / len(labels)
+    return {
+        "bias": [round(float(b), 4) for b in bias],
+        "balanced_recall_before": round(before, 4),
+        "balanced_recall_after": round(after, 4),
+        "predicted_shares": [round(float(v), 4) for v in predicted],
+        "true_shares": [round(float(v), 4) for v in true],
+        "applied": bool(recipe.balance_types and after > before),
+    }
 
 
 def _finish(
@@ -403,6 +524,13 @@ def _finish(
     model = checkpoint.build_model()
     all_logits = predict_logits(model, val_set.images, checkpoint.preprocess)
     known = val_set.labels >= 0
+    prior = _check_type_prior(all_logits[known], val_set.labels[known], negative, config.resolved_recipe())
+    if prior.get("applied"):
+        # Into the classifier's bias: the exported graph carries it, nothing downstream changes.
+        offsets = torch.tensor(prior["bias"], dtype=best.state["classifier.bias"].dtype)
+        checkpoint.state_dict = {**best.state, "classifier.bias": best.state["classifier.bias"] + offsets}
+        model = checkpoint.build_model()
+        all_logits = predict_logits(model, val_set.images, checkpoint.preprocess)
     logits, labels = all_logits[known], val_set.labels[known]
     temperature = fit_temperature(logits, labels)
     raw, calibrated = softmax(logits), softmax(logits, temperature)
@@ -448,6 +576,7 @@ def _finish(
         "train_images": len(dataset.labels) - len(val_set.labels),
         "validation": report,
         "calibration": calibration,
+        "type_prior": prior,
         "mean_epoch_seconds": round(float(np.mean(seconds)), 2),
         "total_training_seconds": round(float(np.sum(seconds)), 1),
         "mean_train_images_per_second": round(
