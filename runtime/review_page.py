@@ -23,7 +23,6 @@ import html
 import json
 import os
 import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -69,6 +68,41 @@ def _sidecar(folder: Path) -> dict:
         return json.loads((folder / SIDECAR).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+# A thumbnail or map this tool wrote: named by a hash of its row's path (`ReviewPage.add`).
+THUMBNAIL = re.compile(r"[0-9a-f]{20}(-map)?\.jpg")
+# What a review folder may hold besides thumbs/: everything else is someone else's.
+PAGE_FILES = frozenset({"index.html", "index.html.partial", SIDECAR, ".bt-classify.lock"})
+
+
+def foreign_entries(folder: Path, limit: int = 3) -> list[str]:
+    """Entries of a review folder that this tool did not write (at most `limit`): a folder
+    holding any is not a review page's, and nothing in it may be touched."""
+    found: list[str] = []
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        if entry.name == "thumbs" and entry.is_dir(follow_symlinks=False):
+            found += [
+                f"thumbs/{inner.name}"
+                for inner in os.scandir(entry.path)
+                if not (THUMBNAIL.fullmatch(inner.name) and inner.is_file(follow_symlinks=False))
+            ]
+        elif entry.name not in PAGE_FILES:
+            found.append(entry.name)
+        if len(found) >= limit:
+            break
+    return sorted(found[:limit])
+
+
+def _clear_thumbnails(folder: Path) -> None:
+    """Remove the thumbnails an earlier run of this tool wrote, and only those."""
+    for inner in (folder / "thumbs").glob("*.jpg"):
+        if THUMBNAIL.fullmatch(inner.name):
+            inner.unlink(missing_ok=True)
 
 
 def page_owner(folder: Path) -> str | None:
@@ -145,8 +179,8 @@ class ReviewPage:
         sidecar = _sidecar(self.folder)
         if self.keep and sidecar.get("csv") == owner:
             self.extras = sidecar.get("rows", {})
-        else:  # a new run: nothing of an earlier run's page stays
-            shutil.rmtree(self.folder / "thumbs", ignore_errors=True)
+        else:  # a new run: nothing of an earlier run's page stays (and nothing else is touched)
+            _clear_thumbnails(self.folder)
             (self.folder / SIDECAR).unlink(missing_ok=True)
         self._owner = owner
         (self.folder / "thumbs").mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ from .run_paths import (
     check_page_state,
     locked,
     locked_page,
+    locked_series,
     output_file,
     output_folder,
 )
@@ -168,6 +169,7 @@ def classify_to_csv(
         raise RunError(f"{outputs.series_csv} exists; pass --overwrite to replace it")
     settings = settings or Settings()
     _check_folder(folder)
+    outputs.check(folder)
     refused = sorted(set(settings.dicom_fields) - SAFE_FIELDS)
     if refused:
         raise RunError(
@@ -177,7 +179,7 @@ def classify_to_csv(
     globs = (*(DEFAULT_EXCLUDES if default_excludes else ()), *exclude)
     rules = WalkRules(tuple(globs), outputs.all())
     csv = outputs.csv
-    with locked(lock_path(csv)), locked_page(outputs.report_dir):
+    with locked(lock_path(csv)), locked_series(outputs.series_csv), locked_page(outputs.report_dir):
         check_csv_state(csv, overwrite, resume, retry_errors)
         if outputs.report_dir is not None:
             check_page_state(outputs.report_dir, csv, overwrite, resume or retry_errors)

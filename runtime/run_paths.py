@@ -34,14 +34,61 @@ class Outputs:
     report_dir: Path | None = None
     series_csv: Path | None = None
 
+    def files(self) -> dict[Path, str]:
+        """Every file the run writes (resolved) and the option it belongs to."""
+        named = [
+            (self.csv, "--csv"),
+            (partial_path(self.csv), "--csv's partial file"),
+            (lock_path(self.csv), "--csv's lock"),
+            (record_path(self.csv), "--csv's run record"),
+        ]
+        if self.series_csv is not None:
+            named += [
+                (self.series_csv, "--series-csv"),
+                (partial_path(self.series_csv), "--series-csv's partial file"),
+                (lock_path(self.series_csv), "--series-csv's lock"),
+            ]
+        resolved: dict[Path, str] = {}
+        for path, option in named:
+            real = Path(os.path.realpath(path))
+            if real in resolved:
+                raise RunError(f"{option} and {resolved[real]} are the same file ({path}): give each its own")
+            resolved[real] = option
+        return resolved
+
     def all(self) -> frozenset[Path]:
         """Resolved, so the walk recognises them however the input folder is reached."""
-        paths = [self.csv, partial_path(self.csv), lock_path(self.csv), record_path(self.csv)]
-        if self.series_csv is not None:
-            paths += [self.series_csv, partial_path(self.series_csv)]
+        paths = set(self.files())
         if self.report_dir is not None:
-            paths.append(self.report_dir)
-        return frozenset(Path(os.path.realpath(path)) for path in paths)
+            paths.add(Path(os.path.realpath(self.report_dir)))
+        return frozenset(paths)
+
+    def check(self, inputs: Path) -> None:
+        """Refuse outputs that would overwrite each other, land in the review folder, or a
+        review folder that holds anything this tool did not write (inputs included): a
+        run touches only what it creates."""
+        files = self.files()
+        if self.report_dir is None:
+            return
+        page = Path(os.path.realpath(self.report_dir))
+        for path, option in files.items():
+            if path.is_relative_to(page):
+                raise RunError(
+                    f"{option} ({path}) lies inside the --report folder {self.report_dir}: put it elsewhere"
+                )
+        if page == Path(os.path.realpath(inputs)):
+            raise RunError(
+                f"--report {self.report_dir} is the input folder: give the page a folder of its own"
+            )
+        if self.report_dir.is_dir():
+            from .review_page import foreign_entries
+
+            foreign = foreign_entries(self.report_dir)
+            if foreign:
+                raise RunError(
+                    f"--report {self.report_dir} holds files bt-classify did not write "
+                    f"({', '.join(foreign)}): choose a new or empty folder (nothing there is touched)"
+                )
 
 
 def name_limit(folder: Path) -> int:
@@ -98,6 +145,21 @@ def locked(path: Path) -> Iterator[None]:
             yield
     except PermissionError as exc:  # raised before the lock is held: the folder refused it
         raise RunError(f"cannot write {path} ({exc.strerror})") from None
+
+
+@contextmanager
+def locked_series(series_csv: Path | None) -> Iterator[None]:
+    """A series CSV is written by one run at a time, like the CSV (two runs naming one wait)."""
+    if series_csv is None:
+        yield
+        return
+    try:
+        with locked(lock_path(series_csv)):
+            yield
+    except LockedError:
+        raise RunError(
+            f"another bt-classify is writing {series_csv}; wait for it or choose another name"
+        ) from None
 
 
 @contextmanager

@@ -26,3 +26,18 @@ def test_temperature_fitted_on_one_split_lowers_ece_on_another():
 def test_ece_is_zero_for_perfectly_calibrated_certainty():
     probabilities = np.eye(4)[[0, 1, 2, 3]]
     assert expected_calibration_error(probabilities, np.array([0, 1, 2, 3])) == 0.0
+
+
+def test_the_fitted_type_prior_undoes_a_shift_towards_one_type():
+    """Logits tilted towards glioma (index 0) for every tumour image: the offsets fitted on them
+    move the tumour types only (notumor's stays 0) and raise the balanced recall."""
+    from brain_tumor_edge.train.calibration import balanced_recall, fit_type_bias
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2, 3], 200)
+    logits = rng.normal(0, 1, (800, 4))
+    logits[np.arange(800), labels] += 2.0
+    logits[labels != 2, 0] += 1.5  # the prior shift: unsure tumours drift to glioma
+    bias = fit_type_bias(logits, labels, negative=2)
+    assert bias[2] == 0 and bias[0] < -0.5 and abs(bias[[0, 1, 3]].sum()) < 1e-9
+    assert balanced_recall(logits + bias, labels) > balanced_recall(logits, labels) + 0.05

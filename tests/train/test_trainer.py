@@ -121,3 +121,61 @@ def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(
 def test_resume_without_a_resume_state_says_so(tmp_path: Path):
     result = runner.invoke(train_app, ["--resume", str(tmp_path)])
     assert result.exit_code == 2 and "nothing to resume" in result.output
+
+
+def test_the_averaged_weights_are_what_is_validated_and_saved(labelled, tmp_path: Path, monkeypatch):
+    """With `ema_decay`, every validation scores the averaged network, and the checkpoint holds
+    its weights (the classifier's bias may carry the fitted type prior), not the trained ones."""
+    torch = pytest.importorskip("torch")
+    from dataclasses import replace
+
+    from brain_tumor_edge.train import trainer
+    from brain_tumor_edge.train.architectures import get_architecture
+    from brain_tumor_edge.train.config import TrainConfig
+
+    made, scored = [], []
+    for_recipe, predict = trainer._Optimisation.for_recipe, trainer.predict_probabilities
+
+    def remember_steps(*args, **kwargs):
+        made.append(for_recipe(*args, **kwargs))
+        return made[-1]
+
+    def remember_scored(model, *args, **kwargs):
+        scored.append(model)
+        return predict(model, *args, **kwargs)
+
+    monkeypatch.setattr(trainer._Optimisation, "for_recipe", remember_steps)
+    monkeypatch.setattr(trainer, "predict_probabilities", remember_scored)
+    recipe = replace(get_architecture("compact").recipe, epochs=2, early_size=0, ema_decay=0.9)
+    config = TrainConfig(
+        out=tmp_path / "run", data=labelled.training, arch="compact", recipe=recipe,
+        max_images=160, seed=3, show_progress=False,
+    )  # fmt: skip
+    trainer.train(config)
+    averaged = made[0].ema.module
+    assert len(scored) == 2 and all(model is averaged for model in scored)
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["state_dict"]
+    kept = {k: v for k, v in averaged.state_dict().items() if k != "classifier.bias"}
+    assert all(torch.equal(saved[k], v) for k, v in kept.items())
+    trained = made[0].optimizer.param_groups[0]["params"][0]  # the first conv's trained weights
+    assert not torch.equal(saved["body.0.0.weight"], trained.detach())
+
+
+def test_one_noisy_epoch_cannot_choose_itself():
+    """The criterion is averaged over a window of epochs at the final size: a lone peak loses to
+    a steady run, and the history says how far the figure moved within each window."""
+    from brain_tumor_edge.train.trainer import _Best, _is_better, _smooth
+
+    figures = {4: 0.80, 5: 0.97, 6: 0.81, 7: 0.90, 8: 0.91, 9: 0.92}  # epoch 5 is a spike
+    history: list[dict] = [{"epoch": e, "train_loss": 1.0} for e in (1, 2, 3)]  # early, not validated
+    best = None
+    for epoch, figure in figures.items():
+        row = {"epoch": epoch, "val_loss": 0.5, "val_worst_balanced": figure}
+        if _smooth(row, history, window=3, first_candidate=4, last=9) and _is_better(row, best):
+            best = _Best(row, {})
+        history.append(row)
+    assert best is not None and best.row["epoch"] == 9
+    assert best.row["val_smoothed"] == round((0.90 + 0.91 + 0.92) / 3, 5)
+    spike_window = next(r for r in history if r["epoch"] == 6)
+    assert spike_window["val_window_spread"] == round(0.97 - 0.80, 5)
+    assert all("val_smoothed" not in r for r in history[:3])
