@@ -13,8 +13,10 @@ a file's elements reaches an error message: errors name the problem, not the val
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -124,18 +126,26 @@ def _numbers(dataset, name: str) -> list[float]:
 
 
 def slice_place(dataset) -> SlicePlace | None:
-    """Series UID, plane and position (ImagePositionPatient along the normal, else InstanceNumber)."""
-    uid = _text(dataset, "SeriesInstanceUID")
-    if not uid:
+    """Series UID, plane and position (ImagePositionPatient along the normal, else InstanceNumber).
+
+    The UID is written to the series CSV and the page, so only a UID's form (digits and
+    dots) is shown as it is; anything else a writer put there (a name, a record number) is
+    replaced by a short hash that still tells series apart. A position that is not a finite
+    number (NaN, 1e999) falls back to the instance number: the page's data must parse."""
+    text = _text(dataset, "SeriesInstanceUID").strip()
+    if not text:
         return None
+    uid = text if _UID.fullmatch(text) else "series-" + hashlib.sha256(text.encode()).hexdigest()[:12]
     orientation = _numbers(dataset, "ImageOrientationPatient")
     position = _numbers(dataset, "ImagePositionPatient")
+    where = float("nan")
     if len(orientation) == 6 and len(position) == 3:
-        normal = np.cross(np.asarray(orientation[:3]), np.asarray(orientation[3:]))
-        where = float(np.dot(normal, np.asarray(position)))
-    else:
+        with np.errstate(all="ignore"):
+            normal = np.cross(np.asarray(orientation[:3]), np.asarray(orientation[3:]))
+            where = float(np.dot(normal, np.asarray(position)))
+    if not math.isfinite(where):
         where = float(_number(dataset, "InstanceNumber", 0))
-    return SlicePlace(uid, plane_of(orientation), where)
+    return SlicePlace(uid, plane_of(orientation) if all(map(math.isfinite, orientation)) else "", where)
 
 
 def _pydicom():

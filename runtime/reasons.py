@@ -139,7 +139,9 @@ def scope_reason(score: float, limit: float) -> list[str]:
 
 def confidence_reason(confidence: float, min_confidence: float | None) -> list[str]:
     if min_confidence is not None and confidence < min_confidence:
-        return [f"{LOW_CONFIDENCE} ({confidence:.2f} < {min_confidence:.2f})"]
+        # As many decimals as the threshold was given with (at least two): 0.999 is not 1.00.
+        digits = max(2, len(f"{min_confidence:g}".partition(".")[2]))
+        return [f"{LOW_CONFIDENCE} ({confidence:.{digits}f} < {min_confidence:.{digits}f})"]
     return []
 
 

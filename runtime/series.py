@@ -1,13 +1,18 @@
 """A verdict per volume or series: does this stack of slices show a tumour, and where?
 
 A tumour spans neighbouring slices; a false alarm seldom does. So the rule counts the
-slices given a tumour class with no review reason ("tumour slices") and the longest run
-of consecutive ones, in slice order:
+"tumour slices" (given a tumour class, with no reason to doubt it) and the longest run of
+consecutive ones, in slice order:
 
 - `tumour likely`: a run of at least `min_run` tumour slices;
-- `review`: some tumour slices but no such run, or too few slices classified (fewer than
+- `review`: some tumour slices but no such run, any slice given a tumour class that a
+  reason makes unsure (low confidence), or too few slices classified (fewer than
   `min_classified_share` of them: out of scope, failed) to clear the series;
-- `no tumour found`: no tumour slice among enough classified ones.
+- `no tumour found`: no slice given a tumour class among enough classified ones.
+
+Verdicts come from evidence, not from notes: a note that says how a slice was read (a
+4-D file's first volume, a DICOM value read past a decimal comma) leaves its class as
+evidence, and a slice given a tumour class always counts against `no tumour found`.
 
 The rule's parameters travel in the model's metadata (`bt.series`, chosen at export;
 docs/volumes.md says on what); a model without them uses the defaults below.
@@ -19,6 +24,11 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .reasons import DICOM_NOTE, VOLUME_NOTE, kind_of
+
+# Notes on how a slice was read: they leave its class as evidence for the verdict.
+READING_NOTES = (VOLUME_NOTE, DICOM_NOTE)
 
 if TYPE_CHECKING:
     from .classify import ImageResult
@@ -97,7 +107,7 @@ def summarise(
     series: str, plane: str, ordered: list[ImageResult], negative: str, rule: SeriesRule
 ) -> SeriesSummary:
     """The summary of one series from its slices' results, in slice order."""
-    run = longest = tumour = classified = 0
+    run = longest = tumour = unsure = classified = 0
     strongest: tuple[float, ImageResult] | None = None
     for result in ordered:
         if not result.prediction:  # failed or out of scope: breaks a run
@@ -108,13 +118,15 @@ def summarise(
         score = 1.0 - float(result.probabilities[index])  # type: ignore[index]
         if strongest is None or score > strongest[0]:
             strongest = (score, result)
-        is_tumour = result.prediction != negative and not result.reasons
+        says_tumour = result.prediction != negative
+        is_tumour = says_tumour and not any(kind_of(reason) not in READING_NOTES for reason in result.reasons)
+        unsure += says_tumour and not is_tumour
         run = run + 1 if is_tumour else 0
         tumour += is_tumour
         longest = max(longest, run)
     if longest >= rule.min_run:
         verdict = TUMOUR_LIKELY
-    elif tumour or classified < rule.min_classified_share * max(len(ordered), 1):
+    elif tumour or unsure or classified < rule.min_classified_share * max(len(ordered), 1):
         verdict = REVIEW
     else:
         verdict = NO_TUMOUR_FOUND

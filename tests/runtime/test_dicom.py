@@ -375,3 +375,39 @@ def test_memory_per_multi_frame_file_is_about_its_pixel_data_not_four_times_it(t
     baseline = peak_mib(small)  # the model, onnxruntime and the libraries
     extra = peak_mib(folder) - baseline
     assert extra < 1.6 * size_mib, f"{extra:.0f} MiB above the baseline for a {size_mib:.0f} MiB file"
+
+
+def test_page_data_always_parses_and_free_text_never_leaves_a_uid(tmp_path: Path, sources):
+    """A position of NaN or 1e999 falls back to the instance number (the page's data would not
+    parse: Chromium showed 0 rows), and a SeriesInstanceUID holding patient text is shown as
+    a short hash, in the series CSV, the page and its rows.json alike."""
+    import json
+
+    folder = tmp_path / "series"
+    folder.mkdir()
+    grey = next(iter(sources.values()))
+    for index, position in enumerate(("1.0", "123.0", "5.0")):
+        ds = dataset(grey, SeriesInstanceUID="1.2.3.4.5.6.7.8.9", InstanceNumber=index + 1,
+                     ImageOrientationPatient=["1", "0", "0", "0", "1", "0"],
+                     ImagePositionPatient=["0", "0", position])  # fmt: skip
+        data = _dicom_bytes(ds).replace(b"1.2.3.4.5.6.7.8.9", b"DOE^JOHN MRN12345")
+        data = data.replace(b"\\123.0", b"\\1e999").replace(b"\\1.0", b"\\NaN")
+        (folder / f"{index}.dcm").write_bytes(data)
+    out, series, report = tmp_path / "o.csv", tmp_path / "s.csv", tmp_path / "report"
+    result = runner.invoke(app, [str(folder), "--csv", str(out), "--series-csv", str(series),
+                                 "--report", str(report)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    page = (report / "index.html").read_text(encoding="utf-8")
+    data = page.partition('<script id="data" type="application/json">')[2].partition("</script>")[0]
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in the page's data")
+
+    rows = json.loads(data, parse_constant=refuse)["rows"]
+    assert len(rows) == 3 and all(row["position"] is not None for row in rows)
+    sidecar = (report / "rows.json").read_text(encoding="utf-8")
+    for text in (page, series.read_text(encoding="utf-8"), sidecar):
+        assert "DOE" not in text and "MRN" not in text
+    with series.open(encoding="utf-8") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["series"].startswith("series-") and row["slices"] == "3"

@@ -91,6 +91,8 @@ def test_scope_score_reason():
 def test_low_confidence_reason_is_not_out_of_scope():
     reasons = confidence_reason(0.62, 0.9)
     assert reasons == ["low confidence (0.62 < 0.90)"]
+    # The threshold as it was given: 0.999 is not "1.00", and 0.92 is below it.
+    assert confidence_reason(0.92, 0.999) == ["low confidence (0.920 < 0.999)"]
     assert not is_out_of_scope(reasons)
     assert confidence_reason(0.95, 0.9) == [] and confidence_reason(0.1, None) == []
 

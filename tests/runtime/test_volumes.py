@@ -146,10 +146,24 @@ def _result(prediction: str, reasons: tuple[str, ...] = (), position: float = 0)
         ("nnnnnnnnnn", NO_TUMOUR_FOUND, 0),
         ("nnoooooooo", REVIEW, 0),  # too few slices classified to clear the series
         ("nngLgnnnnn", REVIEW, 1),  # low confidence breaks the run (a reason: not a tumour slice)
+        # Notes say how a slice was read, not that its class is in doubt: evidence all the same.
+        ("VVVVVVVVVV", TUMOUR_LIKELY, 10),  # every slice of a 4-D file's first volume: glioma
+        ("nnDDDnnnnn", TUMOUR_LIKELY, 3),  # DICOM windows written with decimal commas
+        # Unsure tumour slices never let a series be cleared: a person looks.
+        ("LLLLLLLLLL", REVIEW, 0),  # --min-confidence 0.999 on forty glioma slices
+        ("nnnnLnnnnn", REVIEW, 0),
+        ("nnnnRnnnnn", NO_TUMOUR_FOUND, 0),  # a notumor answer held to the rule-out bar
     ],
 )
 def test_the_verdict_weighs_runs_of_neighbouring_slices(labels: str, verdict: str, longest: int):
-    kinds = {"n": ("notumor", ()), "g": ("glioma", ()), "L": ("glioma", ("low confidence (0.40 < 0.50)",))}
+    kinds = {
+        "n": ("notumor", ()),
+        "g": ("glioma", ()),
+        "L": ("glioma", ("low confidence (0.40 < 0.50)",)),
+        "V": ("glioma", ("volume: 4-D file, only its first volume is read",)),
+        "D": ("glioma", ("dicom: window written with a decimal comma, read as a point",)),
+        "R": ("notumor", ("tumour not ruled out (notumor 0.610 < 0.900)",)),
+    }
     results = []
     for position, label in enumerate(labels):
         if label == "o":
