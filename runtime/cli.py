@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -9,8 +10,17 @@ from typing import Annotated
 import typer
 
 from .classify import Settings
-from .commands import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, VersionOption, fail, new_app, say
-from .errors import BrainTumorEdgeError, RunInterrupted
+from .commands import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    VersionOption,
+    fail,
+    new_app,
+    say,
+)
+from .errors import BrainTumorEdgeError, RunInterrupted, Terminated
 from .files import DEFAULT_EXCLUDES
 from .run import classify_to_csv
 
@@ -90,7 +100,8 @@ def classify(
     """Classify each image as one of the model's classes, or flag it for review.
 
     Exit status: 0 all images classified; 1 some files failed (see their `error` cells);
-    2 usage error (no such folder, no images, unusable model); 130 interrupted.
+    2 usage error (no such folder, no images, unusable model); 130 interrupted (Ctrl-C);
+    143 stopped by SIGTERM. Either way the finished rows are kept for --resume.
     """
     settings = Settings(
         batch_size=batch_size,
@@ -107,7 +118,7 @@ def classify(
         )  # fmt: skip
     except RunInterrupted as exc:
         say(str(exc))
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(EXIT_TERMINATED if exc.terminated else EXIT_INTERRUPTED) from None
     except BrainTumorEdgeError as exc:
         raise fail(str(exc)) from None
     if not quiet:
@@ -117,5 +128,10 @@ def classify(
     raise typer.Exit(EXIT_FAILED if summary.failed else EXIT_OK)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     app()

@@ -9,7 +9,8 @@ import typer
 EXIT_OK = 0
 EXIT_FAILED = 1  # bt-classify: some files failed; bt-export: the parity gate refused
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 def new_app() -> typer.Typer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import re
 from collections import Counter
@@ -97,8 +98,22 @@ def result_row(result: ImageResult, class_names: Sequence[str], extra: Sequence[
     return [spreadsheet_safe(cell) for cell in cells]
 
 
+def _is_number(cell: str) -> bool:
+    try:
+        return math.isfinite(float(cell))
+    except ValueError:
+        return False
+
+
 def partial_path(target: Path) -> Path:
     return target.with_name(target.name + ".partial")
+
+
+def retry_partial_path(target: Path) -> Path:
+    """Where a `--retry-errors` writes until it is done: its own name, so an interrupted retry
+    is never taken for an interrupted run (the finished CSV is still there beside it), and
+    running the retry again simply starts it over."""
+    return target.with_name(target.name + ".retry.partial")
 
 
 class CsvReport:
@@ -128,7 +143,9 @@ class CsvReport:
         # Where the cells the counts read sit in a row: looked up once, not per row.
         self._counted = tuple(self.columns.index(name) for name in ("prediction", "review", "error"))
         self.error_column = self._counted[2]
-        self.partial = partial_path(self.target)
+        numeric = ("confidence", *(f"p_{name}" for name in self.class_names))
+        self._numeric = tuple(self.columns.index(name) for name in numeric)
+        self.partial = retry_partial_path(self.target) if retry else partial_path(self.target)
         self.resume = resume
         self.retry = retry
         self.retrying: set[str] = set()  # with retry: the files whose rows failed
@@ -179,7 +196,9 @@ class CsvReport:
     def _rows_to_keep(self, source: Path) -> list[list[str]]:
         """Complete rows of an interrupted run (or a finished one); a torn last line (kill -9)
         is dropped, and so are the rows of a last file whose frames may be incomplete."""
-        with open(source, encoding="utf-8", errors="replace", newline="") as handle:
+        # utf-8-sig: a CSV re-saved by a spreadsheet starts with a byte-order mark (and ends
+        # its lines with CRLF, which the csv module reads as it reads LF).
+        with open(source, encoding="utf-8-sig", errors="replace", newline="") as handle:
             text = handle.read()
         if not text.endswith("\n"):
             text = text[: text.rfind("\n") + 1]
@@ -195,6 +214,13 @@ class CsvReport:
                 "remove it or pass --overwrite to start over"
             )
         kept = [row for row in rows[1:] if len(row) == len(self.columns)]
+        for number, row in enumerate(kept, start=2):
+            for index in self._numeric:
+                if row[index] and not _is_number(row[index]):
+                    raise ReportError(
+                        f"{source}, row {number}: {self.columns[index]} {row[index][:20]!r} is not a "
+                        "number (edited by hand?); remove it or pass --overwrite to start over"
+                    )
         # The frames of the last file may be incomplete: redo that file whole.
         if source == self.partial and kept and file_of(kept[-1][0]) != kept[-1][0]:
             last = file_of(kept[-1][0])

@@ -19,7 +19,17 @@ class RunError(BrainTumorEdgeError):
 
 
 class RunInterrupted(BrainTumorEdgeError):
-    """The run was stopped (Ctrl-C); the rows written so far are kept for --resume."""
+    """The run was stopped (Ctrl-C, or SIGTERM when `terminated`); the rows written so far are
+    kept for --resume."""
+
+    def __init__(self, message: str, terminated: bool = False) -> None:
+        super().__init__(message)
+        self.terminated = terminated
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, `kill`, a service stop), raised where the run is, so it ends as
+    Ctrl-C does: finished rows kept, locks released, a message."""
 
 
 class MissingExtraError(BrainTumorEdgeError, ImportError):

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from .classify import Classification, Settings
 from .commands import plural
-from .csv_report import CsvReport, ReportError, partial_path, spreadsheet_safe
+from .csv_report import CsvReport, ReportError, partial_path, retry_partial_path, spreadsheet_safe
 from .dicom import SAFE_FIELDS
-from .errors import ModelError, RunError, RunInterrupted
+from .errors import ModelError, RunError, RunInterrupted, Terminated
 from .files import DEFAULT_EXCLUDES, FolderWalk, WalkRules
 from .lock import lock_path
 from .model import Classifier, default_model_path
@@ -351,14 +351,22 @@ def _run(
                 )
             if report.rows == 0:
                 raise RunError(f"no images found in {plan.root}")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        if plan.retry:
+            raise RunInterrupted(
+                f"interrupted: {csv} is as it was; run --retry-errors again to redo its failed rows",
+                terminated,
+            ) from None
         if not partial_path(csv).exists():
-            raise RunInterrupted("interrupted before the first row: nothing was written") from None
+            message = "interrupted before the first row: nothing was written"
+            raise RunInterrupted(message, terminated) from None
         raise RunInterrupted(
-            f"interrupted: finished rows are in {partial_path(csv)}; rerun with --resume to go on"
+            f"interrupted: finished rows are in {partial_path(csv)}; rerun with --resume to go on", terminated
         ) from None
     except RunError:
-        partial_path(csv).unlink(missing_ok=True)  # nothing was classified: nothing to resume
+        report_partial = retry_partial_path(csv) if plan.retry else partial_path(csv)
+        report_partial.unlink(missing_ok=True)  # nothing was classified: nothing to resume
         raise
     except ReportError as exc:
         raise RunError(str(exc)) from None

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .csv_report import partial_path
+from .csv_report import partial_path, retry_partial_path
 from .errors import RunError
 from .lock import FileLock, LockedError, lock_path
 from .run_record import RECORD_SUFFIX, record_path
@@ -39,6 +39,7 @@ class Outputs:
         named = [
             (self.csv, "--csv"),
             (partial_path(self.csv), "--csv's partial file"),
+            (retry_partial_path(self.csv), "--csv's retry file"),
             (lock_path(self.csv), "--csv's lock"),
             (record_path(self.csv), "--csv's run record"),
         ]
@@ -201,6 +202,11 @@ def check_csv_state(csv: Path, overwrite: bool, resume: bool, retry: bool) -> No
             raise RunError(f"nothing to retry: {csv} does not exist")
         return
     if csv.exists() and not overwrite:
+        if resume and retry_partial_path(csv).exists():
+            raise RunError(
+                f"{csv} is complete and a --retry-errors of it was interrupted: "
+                "run --retry-errors again to redo its failed rows"
+            )
         if resume:
             raise RunError(
                 f"{csv} is complete: that run already finished "

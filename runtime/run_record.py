@@ -61,14 +61,17 @@ class RunRecord:
     def read(cls, path: Path) -> RunRecord:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-            return cls(**raw)
         except FileNotFoundError:
             raise RunError(
                 f"{path} is missing: the run this CSV belongs to cannot be checked "
                 "(pass --overwrite to start over)"
             ) from None
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: nested past Python's limit
             raise RunError(f"{path} is unreadable; pass --overwrite to start over") from None
+        problem = _shape_problem(raw)
+        if problem:
+            raise RunError(f"{path} is damaged ({problem}); pass --overwrite to start over")
+        return cls(**raw)
 
     def check_same_run(self, other: RunRecord, action: str) -> None:
         differs = self.differences(other)
@@ -77,3 +80,19 @@ class RunRecord:
                 f"cannot {action}: not the same run ({'; '.join(differs)}); "
                 "pass --overwrite to start over, or another --csv"
             )
+
+
+def _shape_problem(raw: object) -> str:
+    """What is wrong with a record's shape (a hand edit, another tool's file); "" when fine."""
+    if not isinstance(raw, dict):
+        return "not a JSON object"
+    expected = {"root": str, "folder": str, "model_sha256": str, "options": dict, "version": str}
+    unknown = sorted(set(raw) - set(expected))
+    if unknown:
+        return f"unknown keys {', '.join(map(str, unknown))}"
+    for key, kind in expected.items():
+        if key in ("options", "version") and key not in raw:
+            continue
+        if not isinstance(raw.get(key), kind):
+            return f"{key!r} is not a {'text' if kind is str else 'JSON object'}"
+    return ""
