@@ -120,18 +120,19 @@ def _volume_items(path: Path, config: PreprocessConfig) -> Iterator[Item]:
     """One item per axial slice of a NIfTI volume (`path#z=K`), read lazily. A failure
     part-way through becomes one error row naming the slice it stopped at."""
     name = str(path)
-    volume = Volume(path)
-    info = volume.info()
-    done = -1
-    try:
-        for index, grey in volume.slices(info.window):
-            rgb = np.repeat(grey[:, :, None], 3, axis=2)
-            done = index
-            reasons = info.reasons + tuple(image_reasons(rgb))
-            place = SlicePlace(name, "axial", float(index))
-            yield Item(f"{name}#z={index}", resize_chw(rgb, config), reasons=reasons, place=place)
-    except Exception as exc:  # a truncated or corrupt volume: the rows so far stand
-        yield Item(f"{name}#z={done + 1}", None, f"volume read failed at slice {done + 1} ({_short(exc)})")
+    with Volume(path) as volume:
+        info = volume.info()
+        done = -1
+        try:
+            for index, grey in volume.slices(info.window):
+                rgb = np.repeat(grey[:, :, None], 3, axis=2)
+                done = index
+                reasons = info.reasons + tuple(image_reasons(rgb))
+                place = SlicePlace(name, "axial", float(index))
+                yield Item(f"{name}#z={index}", resize_chw(rgb, config), reasons=reasons, place=place)
+        except Exception as exc:  # a truncated or corrupt volume: the rows so far stand
+            message = f"volume read failed at slice {done + 1} ({_short(exc)})"
+            yield Item(f"{name}#z={done + 1}", None, message)
 
 
 def _decode(path: Path, config: PreprocessConfig, dicom_fields: tuple[str, ...]) -> Decoded:

@@ -17,10 +17,23 @@ Memory: a volume is read slab by slab along the axis it is stored in (three pass
 mean, a histogram for the percentile, then the slices), so a 512 x 512 x 300 volume never
 sits in memory whole when it is stored axially, as almost all are. A volume stored in
 another plane is read whole in its stored type (a note says so in the docs).
+
+Bounds, before anything is read: the header's declared sizes (`check_header`) must fit
+the same pixel cap as an image per slice, a cap on the voxels of the (first) volume, and a
+cap on header extensions, so a small file cannot declare its way to gigabytes. A `.nii.gz`
+is inflated once, as a stream, into a temporary `.nii` of at most the declared bytes (its
+first volume only), and read from there: gzip cannot seek, and reading slab by slab from
+the compressed stream re-inflated it from the start for every slab (quadratic in size).
 """
 
 from __future__ import annotations
 
+import gzip
+import os
+import struct
+import tempfile
+import weakref
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +41,13 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ImageError, MissingExtraError
+from .image_header import MAX_PIXELS
 from .reasons import VOLUME_NOTE
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
+# `.hdr` is a NIfTI (or Analyze) pair: the header, with its voxels in the `.img` beside it.
+NIFTI_SUFFIXES = (".nii", ".nii.gz", ".hdr")
+MAX_VOLUME_VOXELS = 4 * MAX_PIXELS  # the (first) volume: 512 x 512 x 976, say
+HEADER_ALLOWANCE = 64 * 1024 * 1024  # header and extensions before the voxels (as DICOM's)
 SLAB = 8  # axial slices read at once: a few copies of a slab stay under one batch of slices
 PERCENTILE = 99.5
 HISTOGRAM_BINS = 4096
@@ -57,14 +74,115 @@ def _nibabel():
     return nibabel
 
 
+@dataclass(frozen=True)
+class Declared:
+    """What a NIfTI header says the voxels take, read before nibabel or any inflating."""
+
+    shape: tuple[int, ...]
+    bytes_per_voxel: float
+    data_offset: int  # where the voxels start (in the .img for a pair)
+
+    @property
+    def first_volume_bytes(self) -> int:
+        return int(np.prod(self.shape[:3], dtype=np.int64) * self.bytes_per_voxel)
+
+
+def check_header(head: bytes) -> Declared:
+    """Parse a NIfTI-1, NIfTI-2 or Analyze header's sizes and refuse what is too big."""
+    if len(head) < 348:
+        raise ImageError("not a NIfTI file (header shorter than 348 bytes)")
+    for order in "<>":
+        size = struct.unpack_from(order + "i", head)[0]
+        if size == 348:
+            dims = struct.unpack_from(order + "8h", head, 40)
+            bitpix = struct.unpack_from(order + "h", head, 72)[0]
+            offset = struct.unpack_from(order + "f", head, 108)[0]
+            break
+        if size == 540 and len(head) >= 540:
+            bitpix = struct.unpack_from(order + "h", head, 14)[0]
+            dims = struct.unpack_from(order + "8q", head, 16)
+            offset = struct.unpack_from(order + "q", head, 168)[0]
+            break
+    else:
+        raise ImageError("not a NIfTI file (no NIfTI-1 or NIfTI-2 header size)")
+    rank = dims[0]
+    if not 1 <= rank <= 7 or any(d < 0 for d in dims[1 : rank + 1]) or not np.isfinite(offset):
+        raise ImageError(f"not a readable NIfTI file (dimensions {list(dims[1 : max(rank, 0) + 1])})")
+    shape = tuple(int(d) for d in dims[1 : rank + 1])
+    spatial = sorted([*shape[:3], 1, 1][:3])
+    if spatial[1] * spatial[2] > MAX_PIXELS:
+        raise ImageError(
+            f"a slice of {spatial[2]}x{spatial[1]} pixels declared: too large (limit {MAX_PIXELS:,} pixels)"
+        )
+    declared = Declared(shape, max(int(bitpix), 8) / 8, int(offset))
+    if np.prod(shape[:3], dtype=np.int64) > MAX_VOLUME_VOXELS:
+        raise ImageError(
+            f"a volume of {'x'.join(map(str, shape[:3]))} voxels declared: too large "
+            f"(limit {MAX_VOLUME_VOXELS:,} voxels)"
+        )
+    if declared.data_offset > HEADER_ALLOWANCE:
+        raise ImageError(
+            f"header extensions of {declared.data_offset:,} bytes declared: too large "
+            f"(limit {HEADER_ALLOWANCE:,} bytes)"
+        )
+    return declared
+
+
+def _head(path: Path) -> bytes:
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path) as stream:
+                return stream.read(540)
+        with open(path, "rb") as handle:
+            return handle.read(540)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ImageError(f"not a readable NIfTI file ({type(exc).__name__})") from None
+
+
+def _inflated(path: Path, declared: Declared) -> Path:
+    """The `.nii.gz` as a temporary `.nii`: its header and first volume, inflated as a stream
+    and never past the declared size (what follows, a later volume or a bomb's tail, is left)."""
+    budget = declared.data_offset + declared.first_volume_bytes
+    handle, name = tempfile.mkstemp(suffix=".nii", prefix="bt-volume-")
+    try:
+        with os.fdopen(handle, "wb") as out, gzip.open(path) as stream:
+            while budget > 0:
+                chunk = stream.read(min(budget, 1 << 20))
+                if not chunk:
+                    break
+                out.write(chunk)
+                budget -= len(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        os.unlink(name)
+        raise ImageError(f"not a readable NIfTI file ({type(exc).__name__}: a damaged gzip stream)") from None
+    except BaseException:
+        os.unlink(name)
+        raise
+    return Path(name)
+
+
 class Volume:
-    """One NIfTI file, reoriented; `slices()` yields (K, H x W uint8) from the feet up."""
+    """One NIfTI file, reoriented; `slices()` yields (K, H x W uint8) from the feet up.
+
+    `close()` (or `with`) removes the temporary file a `.nii.gz` is inflated into."""
 
     def __init__(self, path: Path) -> None:
         nibabel = _nibabel()
+        path = Path(path)
+        declared = check_header(_head(path))
+        self._temporary: Path | None = None
+        if path.name.lower().endswith(".hdr") and not path.with_suffix(".img").exists():
+            raise ImageError(
+                f"a NIfTI pair's header without its voxels: {path.with_suffix('.img').name} is missing"
+            )
+        if path.name.lower().endswith(".gz"):
+            self._temporary = _inflated(path, declared)
+            # Removed when the volume is, if nobody called close().
+            weakref.finalize(self, Path.unlink, self._temporary, missing_ok=True)
         try:
-            image = nibabel.load(str(path))
+            image = nibabel.load(str(self._temporary or path), keep_file_open=True)
         except Exception as exc:  # nibabel raises many types for a broken header
+            self.close()
             raise ImageError(f"not a readable NIfTI file ({type(exc).__name__})") from None
         if len(image.shape) < 3 or min(image.shape[:3]) < 1:
             raise ImageError(f"not a 3-D volume (shape {image.shape})")
@@ -87,6 +205,19 @@ class Volume:
         self.spacing = tuple(float(zooms[self._stored_of[axis]] or 1.0) for axis in range(3))
         self.stored_axially = self._stored_of[2] == 2
         self._whole: np.ndarray | None = None
+
+    def close(self) -> None:
+        self._proxy = None
+        self._whole = None
+        if self._temporary is not None:
+            self._temporary.unlink(missing_ok=True)
+            self._temporary = None
+
+    def __enter__(self) -> Volume:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _stored_slab(self, start: int, stop: int) -> np.ndarray:
         """Canonical axial slices start..stop-1 as a canonical x, y, z float32 array."""
