@@ -229,7 +229,8 @@ class CsvReport:
         return kept
 
     def is_done(self, path: Path) -> bool:
-        return spreadsheet_safe(str(path)) in self.done
+        # file_of on both sides: a file named "scan#7" is recorded as "scan" (a frame's form).
+        return file_of(spreadsheet_safe(str(path))) in self.done
 
     def rebase(self, old: Path, new: Path) -> None:
         """The kept rows name files below `old` (the folder as the run spelled it); this run

@@ -374,6 +374,8 @@ def read_dicom(source: bytes | BinaryIO, fields: tuple[str, ...] = ()) -> DicomI
     # from a descriptor has none, and a name could point at another file by then).
     dataset.filename = source
     if "PixelData" not in dataset:
+        if rows and columns:  # it declares an image: cut short before its pixels, not a report
+            raise ImageError(f"truncated DICOM (declares a {columns}x{rows} image, no pixel data)")
         raise NotAnImage(f"DICOM without pixel data ({_code(dataset, 'Modality') or 'unknown modality'})")
     _ensure_transfer_syntax(dataset)
     _check_decoder(dataset)

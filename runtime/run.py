@@ -22,7 +22,14 @@ from pathlib import Path
 
 from .classify import Classification, Settings
 from .commands import plural
-from .csv_report import CsvReport, ReportError, partial_path, retry_partial_path, spreadsheet_safe
+from .csv_report import (
+    CsvReport,
+    ReportError,
+    file_of,
+    partial_path,
+    retry_partial_path,
+    spreadsheet_safe,
+)
 from .dicom import SAFE_FIELDS
 from .errors import ModelError, RunError, RunInterrupted, Terminated
 from .files import DEFAULT_EXCLUDES, FolderWalk, WalkRules
@@ -399,7 +406,8 @@ def _wanted(path: Path, report: CsvReport, retry: bool) -> bool:
     if not retry:
         return True
     cell = spreadsheet_safe(str(path))
-    return cell in report.retrying or cell.startswith(report.retrying_folders)
+    # file_of on both sides, as the rows were: a file named "scan#7" is recorded as "scan".
+    return file_of(cell) in report.retrying or cell.startswith(report.retrying_folders)
 
 
 def _ray_rows(

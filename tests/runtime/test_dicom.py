@@ -129,7 +129,8 @@ def test_dicomdir_and_objects_without_pixels_are_skipped_and_counted(tmp_path: P
     grey = next(iter(sources.values()))
     dataset(grey).save_as(folder / "IM0001", enforce_file_format=True)
     report = dataset(grey, Modality="SR")
-    del report.PixelData
+    for name in ("PixelData", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit"):
+        delattr(report, name)  # a report has no image module
     report.save_as(folder / "SR0001", enforce_file_format=True)
     directory = dataset(grey)
     del directory.PixelData
@@ -326,7 +327,8 @@ def test_no_element_text_reaches_a_message(tmp_path: Path, sources):
     folder.mkdir()
     secret = "Doe^Jane SECRET-123"
     nopixels = dataset(grey, Modality=secret)
-    del nopixels.PixelData
+    for name in ("PixelData", "Rows", "Columns"):
+        delattr(nopixels, name)  # a non-image object
     nopixels.save_as(folder / "a.dcm", enforce_file_format=True)
     odd = dataset(grey)
     odd.save_as(folder / "b.dcm", enforce_file_format=True)
@@ -411,3 +413,36 @@ def test_page_data_always_parses_and_free_text_never_leaves_a_uid(tmp_path: Path
     with series.open(encoding="utf-8") as handle:
         (row,) = list(csv.DictReader(handle))
     assert row["series"].startswith("series-") and row["slices"] == "3"
+
+
+def test_an_mr_image_cut_before_its_pixels_is_an_error_row_not_a_skip(tmp_path: Path, sources):
+    folder = tmp_path / "cut"
+    folder.mkdir()
+    data = _dicom_bytes(dataset(next(iter(sources.values()))))
+    (folder / "IM0002").write_bytes(data[: data.index(b"\xe0\x7f\x10\x00")])  # before (7FE0,0010)
+    out = tmp_path / "o.csv"
+    result = runner.invoke(app, [str(folder), "--csv", str(out)])
+    assert result.exit_code == 1 and "skipped: DICOM" not in result.output, result.output
+    with out.open(encoding="utf-8") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["error"].startswith("truncated DICOM (declares a ")
+
+
+def test_a_file_named_like_a_frame_is_retried_and_kept(tmp_path: Path, sources):
+    """`scan#7` reads like frame 7 of `scan`: failed, then repaired, --retry-errors gives it
+    its row back (it lost it: 3 rows for 4 files)."""
+    folder = tmp_path / "named"
+    folder.mkdir()
+    for index, grey in enumerate(list(sources.values())[:3]):
+        dataset(grey).save_as(folder / f"IM{index}", enforce_file_format=True)
+    broken = folder / "scan#7"
+    broken.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI")  # cut in its first element
+    out = tmp_path / "o.csv"
+    assert runner.invoke(app, [str(folder), "--csv", str(out)]).exit_code == 1
+    dataset(next(iter(sources.values()))).save_as(broken, enforce_file_format=True)
+    result = runner.invoke(app, [str(folder), "--csv", str(out), "--retry-errors"])
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4 and all(row["prediction"] for row in rows)
+    assert sorted(Path(row["path"]).name for row in rows) == ["IM0", "IM1", "IM2", "scan#7"]
