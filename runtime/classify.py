@@ -102,7 +102,11 @@ class Decoded:
 
 
 def _unreadable(path: Path, exc: OSError) -> str:
-    reason = "broken link" if path.is_symlink() and not path.exists() else exc.strerror
+    try:
+        broken = path.is_symlink() and not path.exists()
+    except OSError:  # the path itself cannot be looked at (a name too long): say why it failed
+        broken = False
+    reason = "broken link" if broken else exc.strerror
     return f"unreadable file ({reason or type(exc).__name__})"
 
 

@@ -137,6 +137,13 @@ class WalkRules:
         return pattern is not None and bool(pattern.match(name.lower()) or pattern.match(relative.lower()))
 
 
+@dataclass(frozen=True)
+class _Descend:
+    """The walk's note to itself: go into this sub-folder next."""
+
+    folder: Path
+
+
 class FolderWalk:
     """Iterates the input files below a folder in sorted order, counting what it passes over.
 
@@ -163,7 +170,21 @@ class FolderWalk:
         self._seen = set()
         return self._walk(self.folder)
 
-    def _walk(self, folder: Path) -> Iterator[Path]:
+    def _walk(self, root: Path) -> Iterator[Path]:
+        """Depth-first with a stack of open folder listings, not recursion: a tree 1,000
+        folders deep is walked like a flat one (Python's recursion limit is about 1,000)."""
+        stack = [self._entries(root)]
+        while stack:
+            entry = next(stack[-1], None)
+            if entry is None:
+                stack.pop()
+            elif isinstance(entry, _Descend):
+                stack.append(self._entries(entry.folder))
+            else:
+                yield entry
+
+    def _entries(self, folder: Path) -> Iterator[Path | _Descend]:
+        """One folder's inputs in sorted order, and a `_Descend` for each sub-folder."""
         try:
             identity = os.stat(folder)
             key = (identity.st_dev, identity.st_ino)
@@ -193,7 +214,7 @@ class FolderWalk:
                 mode = None  # a broken link or a file that vanished: an error row
             if mode is not None and stat.S_ISDIR(mode):
                 if self.recursive:
-                    yield from self._walk(path)
+                    yield _Descend(path)
             elif mode is not None and not stat.S_ISREG(mode):
                 self.special += 1
             elif name.upper() == "DICOMDIR":

@@ -1,3 +1,6 @@
+import csv
+import os
+import subprocess
 from pathlib import Path
 
 from brain_tumor_edge.runtime.files import FolderWalk, WalkRules
@@ -77,3 +80,52 @@ def test_dicom_is_found_by_content_whatever_its_extension(tmp_path):
     make(tmp_path / "notes.IMA", b"plain text")
     walk = FolderWalk(tmp_path)
     assert [p.name for p in walk] == ["a.IMA", "b.MR", "c.1", "d"] and walk.ignored == 1
+
+
+def test_a_tree_a_thousand_folders_deep_is_walked_without_recursion(tmp_path: Path):
+    (tmp_path / "root").mkdir()
+    folder = os.open(tmp_path / "root", os.O_RDONLY)
+    for _ in range(1000):  # one level at a time, each relative to the last
+        os.mkdir("d", dir_fd=folder)
+        inner = os.open("d", os.O_RDONLY, dir_fd=folder)
+        os.close(folder)
+        folder = inner
+    os.close(os.open("bottom.jpg", os.O_CREAT | os.O_WRONLY, dir_fd=folder))
+    os.close(folder)
+    (tmp_path / "root" / "top.jpg").write_bytes(b"x")
+    try:
+        found = list(FolderWalk(tmp_path / "root"))
+        assert [path.name for path in found] == ["bottom.jpg", "top.jpg"]  # sorted, depth-first
+    finally:  # shutil.rmtree (pytest's clean-up) recurses: take the tree down here, bottom up
+        subprocess.run(["find", str(tmp_path / "root"), "-depth", "-delete"], check=True)
+
+
+def test_a_path_too_long_to_open_is_one_error_row_and_the_run_goes_on(tmp_path: Path, monkeypatch):
+    """Over 4,096 bytes (PATH_MAX): the file cannot be opened by its path. It was the whole
+    run's end (exit 2, 0 rows, a message blaming the CSV); now it is its own row."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from brain_tumor_edge.runtime.cli import app
+    from tests.conftest import sample_files
+
+    root = tmp_path / "in"
+    root.mkdir()
+    shutil.copy(sample_files()[0], root / "ok.jpg")
+    monkeypatch.chdir(root)
+    for _ in range(18):  # made step by step: no single call sees the whole path
+        os.mkdir("d" * 250)
+        os.chdir("d" * 250)
+    shutil.copy(sample_files()[0], "deep.jpg")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "o.csv"
+    result = CliRunner().invoke(app, ["in", "--csv", str(out)])
+    assert result.exit_code == 1, result.output
+    with out.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    # The deepest entry the system cannot reach by its path (the file, or the folder holding
+    # it, by how long the test's own folder is) is the one error row, saying why.
+    (deep,) = [row for row in rows if row["error"]]
+    assert deep["error"] == "unreadable file (File name too long)" and len(deep["path"]) > 4000
+    assert [Path(row["path"]).name for row in rows if row["prediction"]] == ["ok.jpg"]
