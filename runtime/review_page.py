@@ -32,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .atomic import write_text_atomically
 from .classify import ImageResult
 from .csv_report import spreadsheet_safe
 from .heatmap import normalised, upsample
@@ -73,7 +74,9 @@ def _sidecar(folder: Path) -> dict:
 # A thumbnail or map this tool wrote: named by a hash of its row's path (`ReviewPage.add`).
 THUMBNAIL = re.compile(r"[0-9a-f]{20}(-map)?\.jpg")
 # What a review folder may hold besides thumbs/: everything else is someone else's.
-PAGE_FILES = frozenset({"index.html", "index.html.partial", SIDECAR, ".bt-classify.lock"})
+PAGE_FILES = frozenset(
+    {"index.html", "index.html.partial", SIDECAR, SIDECAR + ".partial", ".bt-classify.lock"}
+)
 
 
 def foreign_entries(folder: Path, limit: int = 3) -> list[str]:
@@ -272,7 +275,7 @@ class ReviewPage:
                 )
         self.thumbnails = sum(bool(row["thumb"]) for row in self.rows)
         record = {"csv": self._owner, "rows": self.extras}
-        (self.folder / SIDECAR).write_text(json.dumps(record, ensure_ascii=True), encoding="utf-8")
+        write_text_atomically(self.folder / SIDECAR, json.dumps(record, ensure_ascii=True))
         failed = sum(bool(row["error"]) for row in self.rows)
         return self.write(failed, skipped, series.summaries())
 
@@ -327,7 +330,5 @@ class ReviewPage:
         # One pass, so a placeholder inside a value (a path, say) is never substituted.
         page = re.sub(r"\{\{(TITLE|HISTOGRAM|DATA)\}\}", lambda match: values[match.group(1)], template)
         target = self.folder / "index.html"
-        partial = target.with_name("index.html.partial")
-        partial.write_text(page, encoding="utf-8")
-        partial.replace(target)
+        write_text_atomically(target, page)
         return target

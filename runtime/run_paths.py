@@ -122,6 +122,8 @@ def output_file(path: str | Path, option: str) -> Path:
 def output_folder(path: str | Path) -> Path:
     """The review folder: created if missing, in an existing parent (the same rule as --csv)."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise RunError(f"--report {path} is a broken link: give a folder")
     if path.exists() and not path.is_dir():
         raise RunError(f"--report must name a folder: {path} is a file")
     if not path.parent.is_dir():

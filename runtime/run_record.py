@@ -16,6 +16,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .atomic import write_text_atomically
 from .errors import RunError
 from .integrity import file_sha256
 
@@ -53,9 +54,7 @@ class RunRecord:
         return out
 
     def write(self, path: Path) -> None:
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(asdict(self), indent=2, ensure_ascii=True) + "\n", encoding="utf-8")
-        partial.replace(path)
+        write_text_atomically(path, json.dumps(asdict(self), indent=2, ensure_ascii=True) + "\n")
 
     @classmethod
     def read(cls, path: Path) -> RunRecord:

@@ -20,11 +20,11 @@ docs/volumes.md says on what); a model without them uses the defaults below.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .atomic import write_atomically
 from .reasons import DICOM_NOTE, VOLUME_NOTE, kind_of
 
 # Notes on how a slice was read: they leave its class as evidence for the verdict.
@@ -179,16 +179,15 @@ class SeriesCollector:
 
 
 def write_series_csv(path, summaries: list[SeriesSummary]) -> None:
-    """One row per series, written whole and then moved into place."""
+    """One row per series, written whole and then moved into place (runtime/atomic.py)."""
     from .csv_report import RowWriter, spreadsheet_safe  # here: csv_report -> classify -> this module
 
-    target = Path(path)
-    partial = target.with_name(target.name + ".partial")
-    with open(partial, "w", newline="", encoding="utf-8") as handle:
+    def write(handle) -> None:
         writer = RowWriter(handle)
         writer.writerow(SERIES_COLUMNS)
         for summary in summaries:
             row = summary.row()
             row[0], row[6] = spreadsheet_safe(row[0]), spreadsheet_safe(row[6])  # the text cells
             writer.writerow(row)
-    os.replace(partial, target)
+
+    write_atomically(Path(path), write)

@@ -117,3 +117,32 @@ def test_the_run_record_reads_back_what_it_wrote(tmp_path: Path):
     record = json.loads(Path(str(out) + ".run.json").read_text(encoding="utf-8"))
     assert set(record) == {"root", "folder", "model_sha256", "options", "version"}
     assert runner.invoke(app, [str(folder), "--csv", str(out), "--retry-errors"]).exit_code == 0
+
+
+def test_a_full_disk_while_writing_the_series_csv_or_the_page_is_a_message_with_nothing_half_written(
+    tmp_path: Path, monkeypatch
+):
+    from brain_tumor_edge.runtime import atomic
+
+    folder = folder_of(tmp_path / "scans", 2)
+    real_fsync = os.fsync
+
+    def full(descriptor: int) -> None:
+        if os.readlink(f"/proc/self/fd/{descriptor}").endswith(("s.csv.partial", "index.html.partial")):
+            raise OSError(28, "No space left on device")
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    for option, name in (("--series-csv", "s.csv"), ("--report", "report")):
+        out = tmp_path / f"{name}.o.csv"
+        result = runner.invoke(app, [str(folder), "--csv", str(out), option, str(tmp_path / name)])
+        assert result.exit_code == 2 and "No space left on device" in result.output, result.output
+        assert "Traceback" not in result.output and out.exists()  # the CSV itself was finished
+        assert not list(tmp_path.rglob("*.partial")), list(tmp_path.rglob("*.partial"))
+
+
+def test_a_report_folder_that_is_a_broken_link_is_a_message(tmp_path: Path):
+    folder = folder_of(tmp_path / "scans", 2)
+    (tmp_path / "report").symlink_to(tmp_path / "gone")
+    one_line_refusal([str(folder), "--csv", str(tmp_path / "o.csv"), "--report", str(tmp_path / "report")],
+                     "is a broken link")  # fmt: skip
