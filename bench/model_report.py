@@ -42,6 +42,7 @@ from slice_sets import slice_set_figures, validation_paths, volume_figures
 
 from brain_tumor_edge.runtime.api import Settings, classify_folder, load_model
 from brain_tumor_edge.runtime.files import FolderWalk
+from brain_tumor_edge.runtime.integrity import file_sha256
 from brain_tumor_edge.runtime.metrics import auroc
 from brain_tumor_edge.runtime.reasons import (
     INPUT_CHECK,
@@ -200,6 +201,7 @@ def main() -> None:
     model = load_model(args.model)
     report: dict = {
         "model": str(model.path),
+        "model_sha256": file_sha256(model.path),
         "has_scope_output": model.has_scope,
         "scope": model.metadata.scope,
         "rule_out": model.metadata.rule_out,

@@ -6,9 +6,12 @@ Builds a folder the way USB sticks, old shares and PACS exports hold them (each 
 `--copies` times): good slices, multi-page TIFF, transparency, EXIF-rotated and padded
 JPEGs, broken and empty files, names that are not UTF-8 or hold a line break, macOS and
 NAS clutter, Siemens .IMA and multi-frame DICOM with one corrupt frame, a decimal-comma
-window, a DICOM object without pixels, a FIFO, a dangling link to a folder, the run's
-own review folder inside the input, and a sub-folder whose share "drops" (listing it
-raises EIO: simulated in-process, since a real share cannot be dropped on cue). Then:
+window, a DICOM object without pixels, an MR image cut before its pixels, a file named like
+a frame (`scan#7`), a FIFO, a dangling link to a folder, the run's own review folder inside
+the input, a sub-folder whose share "drops" (listing it raises EIO: simulated in-process,
+since a real share cannot be dropped on cue), and once each: a gzip bomb of a NIfTI, a
+NIfTI pair and a lone header, a 4-D NIfTI, a tree 1,000 folders deep, a path over 4,096
+bytes. Then:
 
 1. one run: files in, rows out, what was excluded, skipped or failed, errors by kind,
    the peak memory of the process, the time;
@@ -27,6 +30,7 @@ import os
 import re
 import resource
 import shutil
+import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -125,15 +129,68 @@ def build_tree(root: Path, copies: int) -> Counter:
         cases["decimal-comma window"] += 1
         _dicom(root / sub / "report.dcm", grey[None], Modality="SR")
         report = pydicom.dcmread(root / sub / "report.dcm")
-        del report.PixelData
+        for name in ("PixelData", "Rows", "Columns"):
+            delattr(report, name)  # a report has no image module
         report.save_as(root / sub / "report.dcm")
         cases["DICOM without pixels"] += 1
+        data = (root / sub / "MR000001.IMA").read_bytes()
+        put("MR image cut before its pixels", f"{sub}/MR000002.IMA", data[: data.index(b"\xe0\x7f\x10\x00")])
+        put("a name like a frame (scan#7)", f"{sub}/scan#7", data)
         put("on a share that drops", f"{DROPPED}/{sub}.jpg", jpeg)
+    _round_four(root, cases, jpeg)
     os.mkfifo(root / "pipe.jpg")
     cases["fifo"] += 1
     (root / "unmounted").symlink_to(root.parent / "gone", target_is_directory=True)
     cases["dangling folder link"] += 1
     return cases
+
+
+def _round_four(root: Path, cases: Counter, jpeg: bytes) -> None:
+    """Once each: volumes that declare too much, NIfTI pairs, a 4-D file, a tree 1,000 folders
+    deep and a path longer than the system opens (issue 38's cases)."""
+    import gzip
+
+    import nibabel
+
+    volumes = root / "volumes"
+    volumes.mkdir()
+    header = nibabel.Nifti1Header()
+    header.set_data_shape((8192, 8192, 1))
+    header.set_data_dtype(np.uint8)
+    header["vox_offset"] = 352
+    with gzip.open(volumes / "bomb.nii.gz", "wb", compresslevel=9) as stream:
+        stream.write(header.binaryblock + bytes(4))
+        for _ in range(64):
+            stream.write(bytes(1 << 20))
+    cases["64 KiB .nii.gz declaring an 8192x8192 slice"] += 1
+    blob = np.random.default_rng(0).integers(0, 900, (64, 64, 12)).astype(np.int16)
+    nibabel.save(nibabel.Nifti1Pair(blob, np.eye(4)), str(volumes / "pair.img"))
+    cases["NIfTI pair (.hdr + .img)"] += 1
+    nibabel.save(nibabel.Nifti1Pair(blob, np.eye(4)), str(root / "lone.img"))
+    (volumes / "lone.hdr").write_bytes((root / "lone.hdr").read_bytes())
+    (root / "lone.img").unlink()
+    (root / "lone.hdr").unlink()
+    cases["NIfTI header without its .img"] += 1
+    nibabel.save(nibabel.Nifti1Image(np.stack([blob, blob], axis=3), np.eye(4)), str(volumes / "four.nii.gz"))
+    cases["4-D NIfTI"] += 1
+    folder = os.open(root, os.O_RDONLY)
+    for _ in range(1000):
+        os.mkdir("deep", dir_fd=folder)
+        inner = os.open("deep", os.O_RDONLY, dir_fd=folder)
+        os.close(folder)
+        folder = inner
+    with os.fdopen(os.open("bottom.jpg", os.O_CREAT | os.O_WRONLY, dir_fd=folder), "wb") as handle:
+        handle.write(jpeg)
+    for _ in range(18):  # past PATH_MAX (4,096 bytes) from the root
+        os.mkdir("x" * 250, dir_fd=folder)
+        inner = os.open("x" * 250, os.O_RDONLY, dir_fd=folder)
+        os.close(folder)
+        folder = inner
+    with os.fdopen(os.open("far.jpg", os.O_CREAT | os.O_WRONLY, dir_fd=folder), "wb") as handle:
+        handle.write(jpeg)
+    os.close(folder)
+    cases["a tree 1,000 folders deep"] += 1
+    cases["a path over 4,096 bytes"] += 1
 
 
 def run(root: Path, out: Path, review: Path, retry: bool = False):
@@ -202,8 +259,8 @@ def main() -> None:
     page = (review / "index.html").read_text(encoding="utf-8")
     data = page.partition('<script id="data" type="application/json">')[2].partition("</script>")[0]
     print(f"review page rows: {len(json.loads(data)['rows'])} (CSV rows: {len(after)})")
-    if not args.keep:
-        shutil.rmtree(scratch, ignore_errors=True)
+    if not args.keep:  # find, not shutil.rmtree: the 1,000-deep tree is past Python's recursion limit
+        subprocess.run(["find", str(scratch), "-depth", "-delete"], check=False)
 
 
 if __name__ == "__main__":

@@ -88,8 +88,11 @@ def slice_set_figures(model, folder: Path, validation: set[str] | None = None) -
     settings = Settings(maps=model.has_maps)
     results = Classification(model, settings).run(folder / row["path"] for row in rows)
     parts: dict[str, list] = defaultdict(list)
+    by_source = len({row.get("source", "") for row in rows}) > 1  # a set of several sources
     for row, result in zip(rows, results, strict=True):
         parts[row["sequence"]].append((row, result))
+        if by_source:  # and each source's own figures, sequence by sequence
+            parts[f"{row['source']}/{row['sequence']}"].append((row, result))
     report: dict = {
         "folder": str(folder),
         "restricted_to_validation": validation is not None,
@@ -156,8 +159,8 @@ def volume_figures(model, folder: Path) -> dict:
             continue
         sequence = _sequence_of(path)
         results = list(classification.run([path]))
-        volume = Volume(path)
-        spacing = volume.spacing[2]
+        with Volume(path) as volume:
+            spacing = volume.spacing[2]
         seg = path.with_name("seg.nii.gz")
         areas = np.array([_area(result) for result in results])
         labels = _tumour_slices(seg, spacing) if seg.exists() else _brain_levels(areas, spacing)
@@ -201,8 +204,8 @@ def _summary_dict(summary) -> dict:
 
 def _tumour_slices(seg: Path, spacing: float) -> list[bool | None]:
     """Per axial slice: True (>= 300 tumour voxels), False (>= 10 mm from any), else None."""
-    volume = Volume(seg)
-    counts = [int((grey > 0).sum()) for _, grey in volume.slices((0.0, 1e-6))]
+    with Volume(seg) as volume:
+        counts = [int((grey > 0).sum()) for _, grey in volume.slices((0.0, 1e-6))]
     tumour_z = np.flatnonzero(np.array(counts) > 0)
     labels: list[bool | None] = []
     for z, count in enumerate(counts):

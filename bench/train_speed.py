@@ -107,7 +107,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cpu = Cpu.read()
     print(f"CPU: {cpu.describe()}; {args.threads} threads; torch {torch.__version__}")
-    native = 'yes' if cpu.native_bf16 else 'no (autocast would be emulated: the recipe keeps it off)'
+    native = "yes" if cpu.native_bf16 else "no (autocast would be emulated: the recipe keeps it off)"
     print(f"native bf16: {native}")
 
     levers = {
