@@ -223,3 +223,18 @@ def test_an_onnx_model_that_is_not_ours_is_refused(samples: Path, tmp_path: Path
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), foreign)
     result = classify(samples, "--csv", tmp_path / "o.csv", "--model", foreign)
     assert result.exit_code == 2 and "not a brain-tumour model" in result.output
+
+
+def test_a_library_that_cannot_load_is_a_one_line_message_not_a_traceback():
+    """Under `ulimit -v 500M` onnxruntime's shared object fails to map inside an import,
+    before the command's own handling exists: that was a traceback; now one line and exit 2."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['onnxruntime'] = None; sys.argv = ['bt-classify', 'x', '--csv', 'o.csv']; "
+        "from brain_tumor_edge.runtime.start import classify; classify()"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("error: bt-classify cannot start: ") and len(done.stderr.splitlines()) == 1
