@@ -52,7 +52,7 @@ def read_seconds(path: Path) -> float:
 def classify_seconds(target: Path, scratch: Path) -> float:
     best = float("inf")
     for attempt in range(2):
-        out = scratch / f"o{attempt}.csv"
+        out = scratch / f"{target.name}-{attempt}.csv"
         started = time.perf_counter()
         subprocess.run([BT_CLASSIFY, str(target), "--csv", str(out), "--quiet"], check=False)
         best = min(best, time.perf_counter() - started)
