@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Annotated
 import typer
 
 from ..runtime.commands import EXIT_FAILED, VersionOption, fail, new_app, say
+from ..runtime.errors import install_hint
 from .config import ExportConfig, QuantizationConfig
 
 app = new_app()
@@ -60,6 +62,16 @@ def export(
             "recorded in the parity report and the model's metadata.",
         ),
     ] = None,
+    min_scope_agreement: Annotated[
+        float | None,
+        typer.Option(
+            min=0.5,
+            max=1.0,
+            help="Accept an int8 model whose out-of-scope flags agree with fp32's on at least this "
+            f"share of the check images (default {DEFAULTS.thresholds.int8_min_scope_agreement}); "
+            "recorded like --min-agreement.",
+        ),
+    ] = None,
     series_min_run: Annotated[
         int,
         typer.Option(
@@ -74,7 +86,7 @@ def export(
     """Export a checkpoint to ONNX; the files are kept only if they pass the parity gate."""
     missing = [m for m in ("torch", "onnx") if not importlib.util.find_spec(m)]
     if missing:
-        raise fail(f"{', '.join(missing)} not installed; export needs: pip install '.[train]'")
+        raise fail(f"{', '.join(missing)} not installed; export needs the extra: {install_hint('train')}")
     if quantize and calibration_images < MIN_CALIBRATION_BATCH:
         raise fail(
             f"--calibration-images {calibration_images} is less than one calibration batch "
@@ -97,10 +109,16 @@ def export(
         rule_out=DEFAULTS.rule_out if rule_out else None,
         fine_maps=fine_maps,
         series=replace(DEFAULTS.series, min_run=series_min_run),
-        thresholds=(
-            DEFAULTS.thresholds
-            if min_agreement is None
-            else replace(DEFAULTS.thresholds, int8_min_agreement=min_agreement)
+        thresholds=replace(
+            DEFAULTS.thresholds,
+            **{
+                name: value
+                for name, value in (
+                    ("int8_min_agreement", min_agreement),
+                    ("int8_min_scope_agreement", min_scope_agreement),
+                )
+                if value is not None
+            },
         ),
         threads=threads,
         show_progress=sys.stderr.isatty(),
@@ -138,11 +156,36 @@ def export(
         raise fail(
             f"int8 model not written: {why}"
             + (f"; {ties}" if ties else "")
-            + f". The fp32 model passed and was written. To accept the int8 model anyway, pass "
-            f"--min-agreement {max(0.5, round(parity.int8_agreement or 0, 2) - 0.01):.2f} (recorded in its "
-            "metadata)",
+            + f". The fp32 model passed and was written. {_override_advice(parity, config.thresholds)}",
             EXIT_FAILED,
         )
+
+
+def _override_advice(parity, thresholds) -> str:
+    """The options that would accept this int8 model, each at the figure it measured (a gate
+    with no option is named as such): advice that names the real option and value."""
+    options = []
+    if parity.int8_agreement is not None and parity.int8_agreement < thresholds.int8_min_agreement:
+        options.append(f"--min-agreement {_floor(parity.int8_agreement)}")
+    scope = parity.int8_scope_agreement
+    if scope is not None and scope < thresholds.int8_min_scope_agreement:
+        options.append(f"--min-scope-agreement {_floor(scope)}")
+    others = [f for f in parity.int8_failures if not f.startswith(("int8 top-1", "int8 scope flag"))]
+    advice = ""
+    if options:
+        advice = f"To accept the int8 model anyway, pass {' '.join(options)} (recorded in its metadata)"
+    if others:
+        # "int8 accuracy drop 0.0300 > 0.02" -> "accuracy drop"
+        gates = ", ".join(
+            re.sub(r" [0-9.]+$", "", re.split(" [<>] ", f)[0]).removeprefix("int8 ") for f in others
+        )
+        advice += ("; " if advice else "") + f"no option overrides the {gates} gate"
+    return advice + "."
+
+
+def _floor(value: float) -> str:
+    """The measured figure rounded down to two decimals, never below the option's minimum."""
+    return f"{max(0.5, int(value * 100) / 100):.2f}"
 
 
 def main() -> None:

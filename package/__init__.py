@@ -27,6 +27,11 @@ _API = (
 __all__ = ["__version__", *_API]
 
 
+def __dir__() -> list[str]:
+    """The API, not this module's machinery (`import_module`, `annotations`)."""
+    return sorted(__all__)
+
+
 def __getattr__(name: str):
     # package/ is the parent of runtime/ only once installed, so these are looked up by
     # name: no import statement here names a path that the source tree does not have.

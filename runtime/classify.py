@@ -56,6 +56,15 @@ class ImageResult:
     image: np.ndarray | None = None  # the 3 x S x S network input (for the review page)
     place: SlicePlace | None = None  # its series and position there (volumes, DICOM series)
 
+    def __repr__(self) -> str:
+        """What a person wants to see when printing one: the CSV's cells, not the arrays."""
+        confidence = None if self.confidence is None else round(self.confidence, 4)
+        shown = f"name={self.name!r}, prediction={self.prediction!r}, confidence={confidence!r}"
+        for label, value in (("review", self.review), ("error", self.error)):
+            if value:
+                shown += f", {label}={value!r}"
+        return f"ImageResult({shown})"
+
     @property
     def out_of_scope(self) -> bool:
         return is_out_of_scope(self.reasons)

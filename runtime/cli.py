@@ -20,7 +20,7 @@ from .commands import (
     new_app,
     say,
 )
-from .errors import BrainTumorEdgeError, RunInterrupted, Terminated
+from .errors import BrainTumorEdgeError, RunInterrupted, Terminated, install_hint
 from .files import DEFAULT_EXCLUDES
 from .run import classify_to_csv
 
@@ -88,7 +88,7 @@ def classify(
         ),
     ] = None,
     ray: Annotated[
-        bool, typer.Option("--ray", help="Run on a Ray cluster (pip install '.[cluster]'); same CSV.")
+        bool, typer.Option("--ray", help=f"Run on a Ray cluster ({install_hint('cluster')}); same CSV.")
     ] = False,
     ray_address: Annotated[
         str | None,

@@ -12,7 +12,7 @@ Ray Data does the distributed work; this module only says what to run:
 3. Ordering: Ray Data sorts the rows by path (the engine's distributed sort, which
    spills to disk, not a hand-written merge); the driver streams them into the CSV.
 
-Ray is imported only here, only when `--ray` is given (`pip install '.[cluster]'`).
+Ray is imported only here, only when `--ray` is given (`pip install 'brain-tumor-edge[cluster]'`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 def new_app() -> typer.Typer:
-    return typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    # No Rich markup in help texts: it took "[cluster]" in an install hint for a style tag.
+    return typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 def say(message: str) -> None:

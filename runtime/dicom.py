@@ -1,4 +1,4 @@
-"""DICOM input (optional extra: `pip install .[dicom]`): pixels as a radiologist's viewer shows them.
+"""DICOM input (the `dicom` extra): pixels as a radiologist's viewer shows them.
 
 Pipeline per frame: modality LUT (rescale slope/intercept), then the VOI LUT or the first
 window centre/width when present (else the frame's own range), MONOCHROME1 inverted,
@@ -25,14 +25,14 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .errors import ImageError
+from .errors import ImageError, install_hint
 from .image_header import MAX_PIXELS
 from .reasons import DICOM_NOTE
 from .series import SlicePlace
 
 PREAMBLE_LENGTH = 132
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
-INSTALL_HINT = "DICOM support is not installed (pip install 'brain-tumor-edge[dicom]')"
+INSTALL_HINT = f"DICOM support is not installed ({install_hint('dicom')})"
 
 # Fields `--dicom-fields` may copy into the CSV: identifiers for joining results back to
 # the archive and acquisition facts, none of them identifying a patient.

@@ -32,9 +32,15 @@ class Terminated(KeyboardInterrupt):
     Ctrl-C does: finished rows kept, locks released, a message."""
 
 
+def install_hint(extra: str) -> str:
+    """The one spelling of an install hint: by the package's name, so it works from any folder
+    (`'.[train]'` works only inside a checkout)."""
+    return f"pip install 'brain-tumor-edge[{extra}]'"
+
+
 class MissingExtraError(BrainTumorEdgeError, ImportError):
     """An optional extra (dicom, cluster, train) is needed and not installed."""
 
     def __init__(self, what: str, extra: str) -> None:
-        super().__init__(f"{what} needs the {extra} extra: pip install 'brain-tumor-edge[{extra}]'")
+        super().__init__(f"{what} needs the {extra} extra: {install_hint(extra)}")
         self.extra = extra

@@ -1,4 +1,4 @@
-"""NIfTI volumes (optional extra: `pip install '.[volumes]'`, nibabel): axial slices as
+"""NIfTI volumes (optional extra: `pip install 'brain-tumor-edge[volumes]'`, nibabel): axial slices as
 radiologists see them, one row each (`path#z=K`).
 
 Orientation: the volume is reoriented to the closest canonical orientation (RAS+: x to the

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from ..runtime.commands import EXIT_INTERRUPTED, VersionOption, fail, new_app
+from ..runtime.errors import install_hint
 from .config import DEFAULT_THREADS, TrainConfig
 
 train_app = new_app()
@@ -22,7 +23,7 @@ audit_app = new_app()
 def require_training_extra() -> None:
     missing = [name for name in ("torch", "torchvision", "matplotlib") if not importlib.util.find_spec(name)]
     if missing:
-        raise fail(f"{', '.join(missing)} not installed; training needs the extra: pip install '.[train]'")
+        raise fail(f"{', '.join(missing)} not installed; training needs the extra: {install_hint('train')}")
 
 
 @train_app.command()

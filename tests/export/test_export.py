@@ -390,3 +390,17 @@ def test_the_bundled_recipe_runs_end_to_end_on_a_small_mix(labelled, tmp_path: P
     assert metadata.negative_class == "notumor" and metadata.series["min_run"] == 3
     assert metadata.scope["fitted_on_images"] == len(again.train.labels) and metadata.scope["limit"] > 0
     assert set(metadata.rule_out.get("per_source", {})) in ({"folders", "unknown", "cases"}, set())
+
+
+def test_the_advice_names_the_option_of_each_failed_gate_at_its_measured_figure():
+    """A scope-agreement failure was answered with "--min-agreement 0.99" (the default, and not
+    the option for scope flags); each gate now names its own option, or says it has none."""
+    from types import SimpleNamespace
+
+    from brain_tumor_edge.export.cli import _override_advice
+
+    failures = ["int8 scope flag agreement 0.9312 < 0.99", "int8 activation-map correlation 0.8000 < 0.9"]
+    parity = SimpleNamespace(int8_agreement=0.995, int8_scope_agreement=0.9312, int8_failures=failures)
+    advice = _override_advice(parity, ParityThresholds())
+    assert "--min-scope-agreement 0.93" in advice and "--min-agreement" not in advice
+    assert "no option overrides the activation-map correlation gate" in advice

@@ -238,3 +238,19 @@ def test_a_library_that_cannot_load_is_a_one_line_message_not_a_traceback():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith("error: bt-classify cannot start: ") and len(done.stderr.splitlines()) == 1
+
+
+def test_every_commands_help_keeps_its_install_hints_whole():
+    """Rich markup took "[cluster]" in `--ray`'s help for a style tag and dropped it."""
+    from brain_tumor_edge.export.cli import app as export_app
+    from brain_tumor_edge.train.cli import audit_app, evaluate_app, train_app
+
+    def unwrapped(command) -> str:  # help is wrapped at hyphens and spaces: undo both
+        shown = CliRunner().invoke(command, ["--help"])
+        assert shown.exit_code == 0, shown.output
+        return re.sub(r"-\s+", "-", re.sub(r"\s+", " ", shown.output))
+
+    for command in (app, train_app, evaluate_app, audit_app, export_app):
+        text = unwrapped(command)
+        assert "pip install '.'" not in text and "pip install '.[" not in text
+    assert "pip install 'brain-tumor-edge[cluster]'" in unwrapped(app)
