@@ -87,8 +87,9 @@ def csv_columns(class_names: Sequence[str], extra: Sequence[str] = ()) -> list[s
 
 
 def result_row(result: ImageResult, class_names: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
-    """A result as CSV cells (the Ray path writes the very same cells)."""
-    if result.probabilities is None:
+    """A result as CSV cells (the Ray path writes the very same cells). A row with no class
+    (failed, out of scope) has empty class columns: no evidence for a class it was not given."""
+    if result.probabilities is None or not result.prediction:
         probabilities = [""] * len(class_names)
     else:
         probabilities = [f"{p:.6f}" for p in result.probabilities]

@@ -41,6 +41,7 @@ SCOPE_SCORE = ReasonKind(
     "scope_score", OUT_OF_SCOPE + "unlike the training images", True, "unlike the training images"
 )
 INPUT_CHECK = ReasonKind("input_check", OUT_OF_SCOPE, True, "out of scope")
+BLANK = OUT_OF_SCOPE + "blank or "  # an input check's reason: a slice with nothing in it
 LOW_CONFIDENCE_KIND = ReasonKind("low_confidence", "low confidence", False, "low confidence")
 NOT_RULED_OUT_KIND = ReasonKind("not_ruled_out", "tumour not ruled out", False, "with a tumour not ruled out")
 VOLUME_NOTE = ReasonKind("volume_note", "volume: ", False, "with a volume note")
@@ -100,7 +101,7 @@ def image_reasons(image: np.ndarray, rules: InputRules = InputRules()) -> list[s
     contrast = float(grey.std())
     if contrast < rules.min_contrast:
         limit = rules.min_contrast
-        reasons.append(f"{OUT_OF_SCOPE}blank or nearly constant (contrast {contrast:.1f}, limit {limit:g})")
+        reasons.append(f"{BLANK}nearly constant (contrast {contrast:.1f}, limit {limit:g})")
     return reasons
 
 
@@ -158,3 +159,8 @@ def rule_out_reason(prediction: str, probability: float, rule_out: tuple[str, fl
 
 def is_out_of_scope(reasons: list[str] | tuple[str, ...]) -> bool:
     return any(kind_of(reason).out_of_scope for reason in reasons)
+
+
+def is_blank(reasons: list[str] | tuple[str, ...]) -> bool:
+    """A blank slice (the empty ends of a volume, a padding frame): nothing to look at."""
+    return any(reason.startswith(BLANK) for reason in reasons)

@@ -37,7 +37,7 @@ from .classify import ImageResult
 from .csv_report import spreadsheet_safe
 from .heatmap import normalised, upsample
 from .metadata import ModelMetadata
-from .reasons import is_out_of_scope, split_review
+from .reasons import is_blank, is_out_of_scope, split_review
 from .series import SeriesCollector, SeriesRule, SeriesSummary, SlicePlace
 
 SIDECAR = "rows.json"  # this folder's thumbnails and series places, and the CSV they belong to
@@ -125,18 +125,26 @@ def _page_row(
     error: str,
     extra: dict,
 ) -> dict:
-    """One row of the page's data: the CSV's cells and what `extra` adds (thumbnails, series)."""
+    """One row of the page's data: the CSV's cells and what `extra` adds (thumbnails, series).
+
+    A row with no class (failed, out of scope) shows no class evidence: no probabilities
+    and no class map, whatever the network computed for it."""
+    reasons = split_review(review)
+    classed = bool(prediction)
     return {
         "path": path,
         "prediction": prediction,
         "confidence": confidence,
-        "probabilities": None if probabilities is None else [round(float(p), 4) for p in probabilities],
+        "probabilities": None
+        if probabilities is None or not classed
+        else [round(float(p), 4) for p in probabilities],
         "review": review,
-        "out_of_scope": is_out_of_scope(split_review(review)),
+        "out_of_scope": is_out_of_scope(reasons),
+        "blank": is_blank(reasons),
         "error": error,
         "thumb": extra.get("thumb", ""),
-        "map": extra.get("map", ""),
-        "map_class": extra.get("map_class", ""),
+        "map": extra.get("map", "") if classed else "",
+        "map_class": extra.get("map_class", "") if classed else "",
         "series": extra.get("series", ""),
         "position": extra.get("position"),
     }
@@ -211,7 +219,7 @@ class ReviewPage:
             # in the table and in the enlarged view, so no blended copy is encoded.
             (self.folder / f"{base}.jpg").write_bytes(_jpeg(slice_bgr, LARGE_QUALITY))
             extra["thumb"] = f"{base}.jpg"
-            if result.cam is not None and result.probabilities is not None:
+            if result.cam is not None and result.prediction:  # a class's map only where a class is given
                 best = int(result.probabilities.argmax())
                 layer = map_layer(result.cam[best], slice_bgr.shape[0])
                 (self.folder / f"{base}-map.jpg").write_bytes(_jpeg(layer, MAP_QUALITY))

@@ -54,10 +54,10 @@ def test_review_reasons_and_out_of_scope_rows(tmp_path):
         ("", "meningioma"),
         (low, "meningioma"),  # low confidence still carries its prediction
         (not_ruled_out, "notumor"),  # and so does an unsure "no tumour"
-        (away, ""),  # out of scope: no class, but the probabilities stay for transparency
+        (away, ""),  # out of scope: no class, and no class evidence in the class columns
         ("", ""),
     ]
-    assert rows[3]["confidence"] == "" and rows[3]["p_glioma"] == "0.900000"
+    assert rows[3]["confidence"] == "" and rows[3]["p_glioma"] == ""
     assert (report.flagged, report.out_of_scope, report.failed, report.rows) == (3, 1, 1, 5)
     assert (report.kinds["low_confidence"], report.kinds["not_ruled_out"]) == (1, 1)
     assert report.predicted == {"meningioma": 2, "notumor": 1}

@@ -131,7 +131,7 @@ def test_out_of_scope_inputs_end_to_end(tmp_path: Path):
     assert rows["blank.png"]["review"].startswith(f"{OUT_OF_SCOPE}blank or nearly constant")
     for name in ("ct.dcm", "tinted.png", "blank.png"):
         assert rows[name]["prediction"] == rows[name]["confidence"] == ""
-        assert rows[name]["p_notumor"] != ""  # probabilities stay, for transparency
+        assert rows[name]["p_notumor"] == ""  # no class given: no class evidence either
     assert rows["ok.jpg"]["review"] == "" and rows["ok.jpg"]["prediction"]
     assert "3 out of scope" in result.output
 

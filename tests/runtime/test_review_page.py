@@ -37,6 +37,13 @@ def page_and_csv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     (folder / UPPER_CLOSER[0]).mkdir()
     shutil.copy(sample_files()[5], folder / UPPER_CLOSER[0] / UPPER_CLOSER[1])
     (folder / "empty.jpg").write_bytes(b"")
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(folder / "zz-blank.png"), np.zeros((200, 200), np.uint8))  # a volume's empty end
+    colour = cv2.imread(str(sample_files()[4]))
+    colour[:, :, 2] = 255 - colour[:, :, 2]  # a colour picture: out of scope
+    cv2.imwrite(str(folder / "colour.png"), colour)
     out = tmp_path_factory.mktemp("out")
     result = CliRunner().invoke(
         app, [str(folder), "--csv", str(out / "r.csv"), "--report", str(out / "report")]
@@ -136,6 +143,26 @@ def test_the_page_works_offline_in_a_real_browser(page_and_csv, browser):
     page.screenshot(path=str(ARTEFACTS / "review-page.png"), full_page=False)
     assert not requests, requests
     assert not errors, errors
+
+
+def test_rows_with_no_class_show_no_class_evidence_and_blank_slices_come_last(page_and_csv, browser):
+    """An out-of-scope row showed "glioma 0.538" and a red glioma map; blank NIfTI slices
+    sorted to the top, each covered in red. Now neither has bars or a map; blanks come last."""
+    page_path, _ = page_and_csv
+    page = browser.new_page()
+    page.goto(page_path.as_uri())
+    rows = page.locator("#rows tr")
+    for name in ("colour.png", "zz-blank.png"):
+        row = page.locator("#rows tr", has_text=name)
+        row.scroll_into_view_if_needed()
+        assert "out of scope" in row.inner_text()
+        assert row.locator(".bars").count() == 0 and row.locator("img.thumbmap").count() == 0
+        assert row.locator(".maplabel").count() == 0
+    rows.last.scroll_into_view_if_needed()
+    assert "zz-blank.png" in rows.last.inner_text()
+    classified = page.locator("#rows tr", has_text="Te-gl_0010.jpg")
+    classified.scroll_into_view_if_needed()
+    assert classified.locator("img.thumbmap").count() == 1  # a classified row keeps its map
 
 
 def test_a_click_on_a_thumbnail_opens_the_slice_large_with_its_map(page_and_csv, browser):
