@@ -3,6 +3,7 @@
 import csv
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from brain_tumor_edge.runtime.cli import app
 from tests.conftest import sample_files
 
 CHROMIUM = os.environ.get("BT_CHROMIUM", "/usr/bin/chromium")
-ARTEFACTS = Path(os.environ.get("BT_ARTEFACTS", Path(__file__).resolve().parents[2] / "out"))
+# Screenshots to look at: outside the checkout unless asked (BT_ARTEFACTS=runtime/models/figures).
+ARTEFACTS = Path(os.environ.get("BT_ARTEFACTS", Path(tempfile.gettempdir()) / "bt-review-page"))
 # A file name cannot hold "/", so the script tag spans a folder and a file: the path reads
 # ".../<script>alert(1)</script>.jpg". The second name is an attribute-injection attempt.
 HOSTILE = "<script>alert(1)</script>.jpg"
