@@ -33,11 +33,36 @@ def plural(count: int, word: str, many: str | None = None) -> str:
     return f"{count} {word if count == 1 else many or word + 's'}"
 
 
+# What reads each input format, by distribution name (read from the installed metadata:
+# nothing is imported, so --version stays instant).
+DECODERS = (
+    ("DICOM", "pydicom"),
+    ("JPEG and JPEG-LS in DICOM", "pylibjpeg-libjpeg"),
+    ("JPEG 2000 in DICOM", "pylibjpeg-openjpeg"),
+    ("RLE in DICOM", "pylibjpeg-rle"),
+    ("NIfTI", "nibabel"),
+)
+
+
+def decoders() -> list[str]:
+    """One line per input decoder: what it reads and its version, or that it is missing."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    lines = []
+    for what, distribution in DECODERS:
+        try:
+            lines.append(f"{what}: {distribution} {version(distribution)}")
+        except PackageNotFoundError:
+            lines.append(f"{what}: missing (pip install {distribution})")
+    return lines
+
+
 def _show_version(value: bool) -> None:
     if value:
         from .version import __version__
 
         typer.echo(f"brain-tumor-edge {__version__}")
+        typer.echo("images: OpenCV (JPEG, PNG, TIFF, BMP, WebP); " + "; ".join(decoders()))
         raise typer.Exit(EXIT_OK)
 
 

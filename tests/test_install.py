@@ -62,7 +62,8 @@ def test_only_the_runtime_and_one_import_name_are_installed(venv: Path):
     for script in SCRIPTS:
         answer = _run([str(venv / "bin" / script), "--version"])
         assert answer.returncode == 0, (script, answer.stderr)
-        assert answer.stdout.strip() == f"brain-tumor-edge {__version__}", script
+        assert answer.stdout.splitlines()[0] == f"brain-tumor-edge {__version__}", script
+        assert "missing" not in answer.stdout, answer.stdout  # every decoder in the plain install
 
 
 def test_the_readme_python_example_runs_from_the_repository_root(venv: Path):
@@ -96,3 +97,37 @@ def test_bt_classify_with_ray_from_the_repository_root_writes_the_same_csv(venv:
     second = _run([bt_classify, "samples", "--csv", str(clustered), "--ray", "--quiet"])
     assert second.returncode == 0, second.stderr[-3000:]
     assert clustered.read_bytes() == plain.read_bytes()
+
+
+def test_the_plain_install_reads_dicom_series_and_nifti_volumes(venv: Path, tmp_path: Path):
+    """README's first command is the hospital PC's: its install reads DICOM (every transfer
+    syntax pydicom's own test files use for an MR slice) and NIfTI, with no error row."""
+    python = str(venv / "bin" / "python")
+    where = _run([python, "-c", "import pydicom.data as d, pathlib; print(pathlib.Path(d.__file__).parent)"])
+    assert where.returncode == 0, where.stderr
+    test_files = Path(where.stdout.strip()) / "test_files"
+    folder = tmp_path / "pacs"
+    folder.mkdir()
+    names = ["MR_small.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm",
+             "MR_small_bigendian.dcm", "MR_small_implicit.dcm", "JPEG2000.dcm"]  # fmt: skip
+    for name in names:
+        (folder / name).write_bytes((test_files / name).read_bytes())
+    brats = REPO.parent / "shared" / "data" / "extra" / "brats-volumes"
+    volumes = sorted(brats.glob("*/flair.nii.gz"))[:1]
+    if volumes:
+        (folder / "flair.nii.gz").write_bytes(volumes[0].read_bytes())
+    else:  # a fresh clone without ../shared: a volume made with the venv's own nibabel
+        made = _run([python, "-c", "import nibabel, numpy as n; nibabel.save(nibabel.Nifti1Image("
+                     "(n.random.default_rng(0).random((96, 96, 20)) * 900).astype('int16'), n.eye(4)), "
+                     f"{str(folder / 'flair.nii.gz')!r})"])  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    out = tmp_path / "o.csv"
+    result = _run([str(venv / "bin" / "bt-classify"), str(folder), "--csv", str(out)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    import csv
+
+    with out.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert not [row for row in rows if row["error"]]
+    assert {Path(row["path"].split("#")[0]).name for row in rows} == {*names, "flair.nii.gz"}
+    assert sum(row["path"].endswith(("z=0", "z=1")) for row in rows) == 2  # a row per slice
