@@ -50,6 +50,27 @@ SAFE_FIELDS = frozenset(
         "SliceThickness",
         "Rows",
         "Columns",
+        # What was acquired, and on what: results differ by sequence (the model card), so a
+        # reader needs these to weigh a row. None names or dates a person.
+        "SeriesDescription",
+        "ProtocolName",
+        "SequenceName",
+        "ScanningSequence",
+        "SequenceVariant",
+        "MRAcquisitionType",
+        "ImageType",
+        "EchoTime",
+        "RepetitionTime",
+        "InversionTime",
+        "FlipAngle",
+        "MagneticFieldStrength",
+        "Manufacturer",
+        "ManufacturerModelName",
+        "ContrastBolusAgent",
+        "PixelSpacing",
+        "SpacingBetweenSlices",
+        "ImageOrientationPatient",
+        "ImagePositionPatient",
     }
 )
 
@@ -145,7 +166,10 @@ def slice_place(dataset) -> SlicePlace | None:
             where = float(np.dot(normal, np.asarray(position)))
     if not math.isfinite(where):
         where = float(_number(dataset, "InstanceNumber", 0))
-    return SlicePlace(uid, plane_of(orientation) if all(map(math.isfinite, orientation)) else "", where)
+    plane = plane_of(orientation) if all(map(math.isfinite, orientation)) else ""
+    # What the scanner called the series ("AX FLAIR"): says which sequence the model saw.
+    description = " ".join(_text(dataset, "SeriesDescription").split())[:64]
+    return SlicePlace(uid, plane, where, description)
 
 
 def _pydicom():

@@ -206,6 +206,7 @@ class ReviewPage:
             "map": "",
             "map_class": "",
             "series": place.series if place is not None else "",
+            "description": place.description if place is not None else "",
             "plane": place.plane if place is not None else "",
             "position": place.position if place is not None else None,
         }
@@ -269,7 +270,12 @@ class ReviewPage:
                 )
             )
             if extra.get("series"):
-                place = SlicePlace(extra["series"], extra.get("plane", ""), float(extra["position"]))
+                place = SlicePlace(
+                    extra["series"],
+                    extra.get("plane", ""),
+                    float(extra["position"]),
+                    extra.get("description", ""),
+                )
                 reasons = tuple(split_review(review))
                 series.add(
                     ImageResult(

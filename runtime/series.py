@@ -8,7 +8,9 @@ consecutive ones, in slice order:
 - `review`: some tumour slices but no such run, any slice given a tumour class that a
   reason makes unsure (low confidence), or too few slices classified (fewer than
   `min_classified_share` of them: out of scope, failed) to clear the series;
-- `no tumour found`: no slice given a tumour class among enough classified ones.
+- `no tumour found`: no slice given a tumour class among enough classified ones;
+- `out of scope`: no slice classified, some out of scope (a CT series, a localiser of
+  colour overlays): the model has nothing to say about it.
 
 Verdicts come from evidence, not from notes: a note that says how a slice was read (a
 4-D file's first volume, a DICOM value read past a decimal comma) leaves its class as
@@ -36,8 +38,12 @@ if TYPE_CHECKING:
 TUMOUR_LIKELY = "tumour likely"
 NO_TUMOUR_FOUND = "no tumour found"
 REVIEW = "review"
+OUT_OF_SCOPE_VERDICT = "out of scope"
 SERIES_COLUMNS = (
     "series",
+    "folder",
+    "first_file",
+    "description",
     "plane",
     "slices",
     "classified",
@@ -58,6 +64,7 @@ class SlicePlace:
     series: str
     plane: str
     position: float
+    description: str = ""  # DICOM SeriesDescription (what the scanner called it: "AX FLAIR")
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,9 @@ class SeriesRule:
 @dataclass(frozen=True)
 class SeriesSummary:
     series: str  # the file path (NIfTI) or the SeriesInstanceUID (DICOM)
+    folder: str  # where its first slice's file is
+    first_file: str  # the file of its first slice in slice order (the volume itself for NIfTI)
+    description: str  # DICOM SeriesDescription, "" for NIfTI
     plane: str
     slices: int
     classified: int  # slices with a class (not failed, not out of scope)
@@ -91,6 +101,9 @@ class SeriesSummary:
         probability = "" if self.strongest_probability is None else f"{self.strongest_probability:.6f}"
         return [
             self.series,
+            self.folder,
+            self.first_file,
+            self.description,
             self.plane,
             str(self.slices),
             str(self.classified),
@@ -104,13 +117,19 @@ class SeriesSummary:
 
 
 def summarise(
-    series: str, plane: str, ordered: list[ImageResult], negative: str, rule: SeriesRule
+    series: str,
+    plane: str,
+    ordered: list[ImageResult],
+    negative: str,
+    rule: SeriesRule,
+    description: str = "",
 ) -> SeriesSummary:
     """The summary of one series from its slices' results, in slice order."""
-    run = longest = tumour = unsure = classified = 0
+    run = longest = tumour = unsure = classified = out_of_scope = 0
     strongest: tuple[float, ImageResult] | None = None
     for result in ordered:
         if not result.prediction:  # failed or out of scope: breaks a run
+            out_of_scope += result.out_of_scope
             run = 0
             continue
         classified += 1
@@ -124,7 +143,9 @@ def summarise(
         run = run + 1 if is_tumour else 0
         tumour += is_tumour
         longest = max(longest, run)
-    if longest >= rule.min_run:
+    if classified == 0 and out_of_scope:
+        verdict = OUT_OF_SCOPE_VERDICT
+    elif longest >= rule.min_run:
         verdict = TUMOUR_LIKELY
     elif tumour or unsure or classified < rule.min_classified_share * max(len(ordered), 1):
         verdict = REVIEW
@@ -137,8 +158,12 @@ def summarise(
             (p, n) for p, n in zip(best.probabilities, best.class_names, strict=True) if n != negative
         ]  # type: ignore[arg-type]
         strongest_class = max(tumour_classes)[1]
+    first_file = _file_of(ordered[0].name) if ordered else ""
     return SeriesSummary(
         series,
+        str(Path(first_file).parent) if first_file else "",
+        first_file,
+        description,
         plane,
         len(ordered),
         classified,
@@ -151,6 +176,12 @@ def summarise(
     )
 
 
+def _file_of(name: str) -> str:
+    """A slice's file: a volume's slice is named "path#z=K"."""
+    base, mark, number = name.rpartition("#z=")
+    return base if mark and number.isdigit() else name
+
+
 class SeriesCollector:
     """Gathers the slices of each series as results stream by; `summaries()` at the end.
 
@@ -161,6 +192,7 @@ class SeriesCollector:
         self.rule = rule
         self._slices: dict[str, list[tuple[float, str, ImageResult]]] = {}
         self._planes: dict[str, str] = {}
+        self._descriptions: dict[str, str] = {}
 
     def add(self, result: ImageResult) -> None:
         if result.place is None:
@@ -169,12 +201,14 @@ class SeriesCollector:
         lite = replace(result, image=None, cam=None)
         self._slices.setdefault(place.series, []).append((place.position, result.name, lite))
         self._planes.setdefault(place.series, place.plane)
+        self._descriptions.setdefault(place.series, place.description)
 
     def summaries(self) -> list[SeriesSummary]:
         out = []
         for series in sorted(self._slices):
             ordered = [result for _, _, result in sorted(self._slices[series], key=lambda t: (t[0], t[1]))]
-            out.append(summarise(series, self._planes[series], ordered, self.negative, self.rule))
+            plane, description = self._planes[series], self._descriptions[series]
+            out.append(summarise(series, plane, ordered, self.negative, self.rule, description))
         return out
 
 
@@ -187,7 +221,8 @@ def write_series_csv(path, summaries: list[SeriesSummary]) -> None:
         writer.writerow(SERIES_COLUMNS)
         for summary in summaries:
             row = summary.row()
-            row[0], row[6] = spreadsheet_safe(row[0]), spreadsheet_safe(row[6])  # the text cells
+            for index in (0, 1, 2, 3, 9):  # the text cells: series, folder, file, description, slice
+                row[index] = spreadsheet_safe(row[index])
             writer.writerow(row)
 
     write_atomically(Path(path), write)

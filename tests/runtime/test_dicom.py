@@ -160,7 +160,7 @@ def test_no_patient_data_by_default_and_chosen_fields_on_request(tmp_path: Path,
     _, rows, _ = predictions(folder, tmp_path, "--dicom-fields", "SOPInstanceUID,InstanceNumber")
     assert rows[0]["SOPInstanceUID"] == ds.SOPInstanceUID and rows[0]["InstanceNumber"] == "7"
     refused = runner.invoke(
-        app, [str(folder), "--csv", str(tmp_path / "p.csv"), "--dicom-fields", "PatientName"]
+        app, [str(folder), "--csv", str(tmp_path / "p.csv"), "--dicom-fields", "PatientID"]
     )
     assert refused.exit_code == 2 and "patient privacy" in refused.output
 
@@ -446,3 +446,37 @@ def test_a_file_named_like_a_frame_is_retried_and_kept(tmp_path: Path, sources):
         rows = list(csv.DictReader(handle))
     assert len(rows) == 4 and all(row["prediction"] for row in rows)
     assert sorted(Path(row["path"]).name for row in rows) == ["IM0", "IM1", "IM2", "scan#7"]
+
+
+def test_the_series_csv_says_what_each_series_is_and_a_ct_series_is_out_of_scope(tmp_path: Path, sources):
+    """Sequence facts are allowed in --dicom-fields (results differ by sequence); a series
+    row names its folder, first file and description; a CT series gets `out of scope`."""
+    folder = tmp_path / "study"
+    grey = next(iter(sources.values()))
+    for series, modality, description in (("flair", "MR", "AX  FLAIR"), ("ct", "CT", "HEAD CT")):
+        (folder / series).mkdir(parents=True)
+        for index in range(3):
+            dataset(grey, Modality=modality, SeriesInstanceUID=f"1.2.3.{len(series)}",
+                    InstanceNumber=index + 1, SeriesDescription=description,
+                    EchoTime="90", RepetitionTime="9000",
+                    ImageOrientationPatient=["1", "0", "0", "0", "1", "0"],
+                    ImagePositionPatient=["0", "0", str(5 * index)],
+                    ).save_as(folder / series / f"IM{index}", enforce_file_format=True)  # fmt: skip
+    out, series_csv = tmp_path / "o.csv", tmp_path / "s.csv"
+    result = runner.invoke(app, [str(folder), "--csv", str(out), "--series-csv", str(series_csv),
+                                 "--dicom-fields", "SeriesDescription,EchoTime,RepetitionTime"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(row["SeriesDescription"], row["EchoTime"], row["RepetitionTime"]) for row in rows} == {
+        ("AX  FLAIR", "90", "9000"), ("HEAD CT", "90", "9000")}  # fmt: skip
+    with series_csv.open(encoding="utf-8") as handle:
+        by_description = {row["description"]: row for row in csv.DictReader(handle)}
+    flair, ct = by_description["AX FLAIR"], by_description["HEAD CT"]
+    assert flair["folder"] == str(folder / "flair") and flair["first_file"] == str(folder / "flair" / "IM0")
+    assert flair["slices"] == "3" and flair["plane"] == "axial" and flair["verdict"] != "out of scope"
+    assert ct["verdict"] == "out of scope" and ct["classified"] == "0"
+    refused = runner.invoke(
+        app, [str(folder), "--csv", str(tmp_path / "p.csv"), "--dicom-fields", "PatientID"]
+    )
+    assert refused.exit_code == 2 and "PatientID not allowed" in refused.output
