@@ -160,6 +160,9 @@ class CsvReport:
         self.kinds: Counter = Counter()  # rows with each kind of reason (runtime/reasons.py)
         self.predicted: Counter[str] = Counter()  # rows per predicted class
         self.kept = 0  # rows kept from an interrupted run
+        self.files = 0  # files the rows come from (a volume's slices, a DICOM's frames: one file)
+        self.kept_files = 0
+        self._last_file: str | None = None
         self._handle = None
         self._writer = None
 
@@ -182,6 +185,7 @@ class CsvReport:
         self.kept = len(kept)
         for row in kept:
             self._count_cells(row)
+        self.kept_files = self.files
         return self
 
     def _count(self, prediction: str, review: str, error: str) -> None:
@@ -260,6 +264,16 @@ class CsvReport:
 
     def _count_cells(self, cells: list[str]) -> None:
         self._count(*(cells[index] for index in self._counted))
+        # A file's rows are written together: a new file is where the file changes.
+        name = file_of(cells[0])
+        if name != self._last_file:
+            self.files += 1
+            self._last_file = name
+
+    @property
+    def classified(self) -> int:
+        """Rows given a class (not failed, not out of scope)."""
+        return sum(self.predicted.values())
 
     def __exit__(
         self,

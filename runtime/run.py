@@ -68,6 +68,17 @@ class PassedOver:
         self.excluded += counts.get("excluded", 0)
         self.skipped.update(counts.get("skipped", {}))
 
+    def counts(self) -> dict[str, int]:
+        """What was passed over, by kind, in words: the CLI, the page and the run record say
+        the same (non-image files always, the other kinds when there are any)."""
+        counts = {"non-image files": self.ignored}
+        if self.special:
+            counts["pipes, sockets or devices"] = self.special
+        if self.excluded:
+            counts["entries excluded (--exclude)"] = self.excluded
+        counts.update({f"skipped: {why}": n for why, n in sorted(self.skipped.items())})
+        return counts
+
 
 @dataclass
 class RunSummary:
@@ -90,6 +101,21 @@ class RunSummary:
     @property
     def rows(self) -> int:
         return self.report.rows
+
+    def counts(self) -> dict:
+        """One set of counts over the whole CSV, computed here once: the CLI's summary, the
+        review page and the run record all show these."""
+        report = self.report
+        return {
+            "files": report.files,
+            "rows": report.rows,
+            "classified": report.classified,
+            "out_of_scope": report.out_of_scope,
+            "failed": report.failed,
+            "flagged": report.flagged,
+            "per_class": {name: report.predicted[name] for name in self.model.class_names},
+            "passed_over": self.passed.counts(),
+        }
 
     def describe(self) -> str:
         """The paragraph bt-classify prints: counts, what was passed over, where the CSV is."""
@@ -119,9 +145,11 @@ class RunSummary:
             skipped += [f"{special} skipped"]
         if passed.excluded:
             skipped += [plural(passed.excluded, "entry", "entries") + " excluded (--exclude)"]
+        files = report.files - report.kept_files
         lines = [
-            f"classified {plural(new, 'image')} in {self.seconds:.1f}s "
-            f"({new / max(self.seconds, 1e-9):.1f} images/s){kept}",
+            f"{plural(new, 'row')} from {plural(files, 'file')} in {self.seconds:.1f}s "
+            f"({new / max(self.seconds, 1e-9):.1f} rows/s){kept}: {report.classified} classified, "
+            f"{report.out_of_scope} out of scope, {report.failed} failed",
             "; ".join(p for p in parts if p) + "; " + "; ".join(skipped) + ".",
         ]
         if not classifier.has_scope:
@@ -201,6 +229,7 @@ def classify_to_csv(
         record = RunRecord.of(folder, classifier.path, _row_options(settings, recursive, globs))
         walk_root = spelled = folder
         replaced = record_path(csv).read_bytes() if record_path(csv).is_file() else None
+        earlier = None
         if resume or retry_errors:
             earlier = RunRecord.read(record_path(csv))
             earlier.check_same_run(record, "resume" if resume else "retry")
@@ -224,7 +253,7 @@ def classify_to_csv(
             show_progress,
         )
         try:
-            return _run(plan, outputs, classifier, settings, overwrite)
+            summary = _run(plan, outputs, classifier, settings, overwrite)
         except RunError:
             if not (resume or retry_errors) and not partial_path(csv).exists():
                 # Nothing was written: no new run to record; an earlier CSV keeps its own.
@@ -233,6 +262,9 @@ def classify_to_csv(
                 else:
                     record_path(csv).write_bytes(replaced)
             raise
+        # The finished run's counts join its record: the same figures the summary and page show.
+        replace(earlier or record, counts=summary.counts()).write(record_path(csv))
+        return summary
 
 
 @dataclass(frozen=True)
@@ -328,12 +360,12 @@ def _run(
         with report, progress:
             if plan.root != plan.spelled:
                 report.rebase(plan.spelled, plan.root)
-            task = progress.add_task("classify", total=total, completed=report.rows)
+            task = progress.add_task("classify", total=total, completed=report.files)
 
             def written(name: str, error: str) -> None:
                 if error and len(failures) < MAX_FAILURES_SHOWN:
                     failures.append(f"  {name}: {error}")
-                progress.update(task, completed=report.rows)
+                progress.update(task, completed=report.files)
 
             if plan.ray:
                 rows = _ray_rows(plan, classifier.path.resolve(), settings, report, passed)
@@ -393,7 +425,7 @@ def _run(
     if page is not None:
         rule = SeriesRule.from_metadata(classifier.metadata.series)
         summary.review_page = page.write_from_csv(
-            dict(passed.skipped), rule, classifier.metadata.negative or "notumor"
+            passed.counts(), rule, classifier.metadata.negative or "notumor"
         )
     return summary
 

@@ -34,6 +34,8 @@ class RunRecord:
     model_sha256: str
     options: dict = field(default_factory=dict)  # only options that change rows
     version: str = ""
+    # Written when the run finishes: the run's counts, as its summary and page show them.
+    counts: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, folder: Path, model: Path, options: dict) -> RunRecord:
@@ -85,12 +87,19 @@ def _shape_problem(raw: object) -> str:
     """What is wrong with a record's shape (a hand edit, another tool's file); "" when fine."""
     if not isinstance(raw, dict):
         return "not a JSON object"
-    expected = {"root": str, "folder": str, "model_sha256": str, "options": dict, "version": str}
+    expected = {
+        "root": str,
+        "folder": str,
+        "model_sha256": str,
+        "options": dict,
+        "version": str,
+        "counts": dict,
+    }
     unknown = sorted(set(raw) - set(expected))
     if unknown:
         return f"unknown keys {', '.join(map(str, unknown))}"
     for key, kind in expected.items():
-        if key in ("options", "version") and key not in raw:
+        if key in ("options", "version", "counts") and key not in raw:
             continue
         if not isinstance(raw.get(key), kind):
             return f"{key!r} is not a {'text' if kind is str else 'JSON object'}"

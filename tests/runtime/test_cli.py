@@ -95,11 +95,11 @@ def test_summary_uses_singular_and_plural(tmp_path: Path):
     (folder / "a.jpg").write_bytes(sample_files()[0].read_bytes())
     (folder / "notes.txt").write_text("x")
     result = classify(folder, "--csv", tmp_path / "o.csv")
-    assert "classified 1 image in" in result.output and "1 non-image file skipped" in result.output
+    assert "1 row from 1 file in" in result.output and "1 non-image file skipped" in result.output
     (folder / "b.jpg").write_bytes(sample_files()[1].read_bytes())
     (folder / "more.txt").write_text("x")
     result = classify(folder, "--csv", tmp_path / "o.csv", "--overwrite")
-    assert "classified 2 images in" in result.output and "2 non-image files skipped" in result.output
+    assert "2 rows from 2 files in" in result.output and "2 non-image files skipped" in result.output
 
 
 def test_summary_after_resume_counts_the_kept_rows(samples: Path, tmp_path: Path):
@@ -112,7 +112,7 @@ def test_summary_after_resume_counts_the_kept_rows(samples: Path, tmp_path: Path
     out.unlink()
     result = classify(samples, "--csv", out, "--resume")
     assert result.exit_code == 0, result.output
-    assert "classified 12 images" in result.output and "plus 5 kept" in result.output
+    assert "12 rows from 12 files" in result.output and "plus 5 kept" in result.output
     # The same per-class counts as the run that was never interrupted.
     assert counts in result.output.splitlines()
 

@@ -179,7 +179,7 @@ def test_the_review_folder_and_csv_inside_the_input_folder_are_never_classified(
     for options in ([], ["--overwrite"]):
         result = runner.invoke(app, [str(folder), "--csv", str(out), "--report", str(report), *options])
         assert result.exit_code == 0, result.output
-        assert "classified 6 images" in result.output
+        assert "6 rows from 6 files" in result.output
     assert {Path(row["path"]).relative_to(folder).parts[0] for row in rows_of(out)} == {"a", "b"}
     assert len(page_rows(report)) == 6
 

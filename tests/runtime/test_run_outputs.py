@@ -94,3 +94,57 @@ def test_a_new_run_into_its_own_page_folder_replaces_only_its_thumbnails(tmp_pat
     result = runner.invoke(app, again)
     assert result.exit_code == 0, result.output
     assert len(list((report / "thumbs").iterdir())) == 2 and len(page_rows(report)) == 1
+
+
+def test_the_cli_the_page_and_the_run_record_give_the_same_counts(tmp_path: Path):
+    """Files seen, rows, classified, out of scope, failed, and every kind of file passed over:
+    one set of counts, the same in the summary, the page and the run record. (The summary said
+    "classified 8 images" for 1 classified and 5 failed; the page said "skipped: none".)"""
+    import json
+    import os
+
+    import cv2
+    import numpy as np
+    import pydicom
+
+    from tests.runtime.dicom_files import dataset
+
+    folder = folder_of(tmp_path / "scans", 2)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    cv2.imwrite(str(folder / "blank.png"), np.zeros((100, 100), np.uint8))  # out of scope
+    (folder / "notes.txt").write_text("x")
+    (folder / "._clutter.jpg").write_bytes(b"x")
+    os.mkfifo(folder / "pipe.jpg")
+    report_object = dataset(np.zeros((8, 8), np.uint8), Modality="SR")
+    for name in ("PixelData", "Rows", "Columns"):
+        delattr(report_object, name)
+    report_object.save_as(folder / "report.dcm", enforce_file_format=True)
+    assert pydicom.dcmread(folder / "report.dcm").Modality == "SR"
+    out, page = tmp_path / "o.csv", tmp_path / "page"
+    result = runner.invoke(app, [str(folder), "--csv", str(out), "--report", str(page)])
+    assert result.exit_code == 1, result.output
+    record = json.loads(Path(str(out) + ".run.json").read_text(encoding="utf-8"))["counts"]
+    figures = ("files", "rows", "classified", "out_of_scope", "failed")
+    assert [record[name] for name in figures] == [4, 4, 2, 1, 1]
+    assert record["passed_over"] == {
+        "non-image files": 1,
+        "pipes, sockets or devices": 1,
+        "entries excluded (--exclude)": 1,
+        "skipped: DICOM without pixel data (SR)": 1,
+    }
+    assert (
+        "4 rows from 4 files in" in result.output
+        and ": 2 classified, 1 out of scope, 1 failed" in result.output
+    )
+    assert (
+        "1 non-image file skipped" in result.output
+        and "1 skipped: DICOM without pixel data (SR)" in result.output
+    )
+    assert "1 pipe, socket or device skipped" in result.output and "1 entry excluded" in result.output
+    text = (page / "index.html").read_text(encoding="utf-8")
+    data = json.loads(
+        text.partition('<script id="data" type="application/json">')[2].partition("</script>")[0]
+    )
+    assert data["summary"]["skipped"] == record["passed_over"]
+    assert (data["summary"]["rows"], data["summary"]["failed"], data["summary"]["out_of_scope"]) == (4, 1, 1)
+    assert len(rows_of(out)) == record["rows"]

@@ -115,7 +115,7 @@ def test_the_run_record_reads_back_what_it_wrote(tmp_path: Path):
     out = tmp_path / "o.csv"
     assert runner.invoke(app, [str(folder), "--csv", str(out)]).exit_code == 0
     record = json.loads(Path(str(out) + ".run.json").read_text(encoding="utf-8"))
-    assert set(record) == {"root", "folder", "model_sha256", "options", "version"}
+    assert set(record) == {"root", "folder", "model_sha256", "options", "version", "counts"}
     assert runner.invoke(app, [str(folder), "--csv", str(out), "--retry-errors"]).exit_code == 0
 
 
