@@ -13,6 +13,7 @@ a file's elements reaches an error message: errors name the problem, not the val
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -123,7 +124,7 @@ class DicomImage:
                     start += 1
                 break  # the iterator stopped early (fewer frames than declared)
             except Exception as exc:  # a codec's failure: each library raises its own type
-                yield Frame(start, None, error=f"DICOM frame not decodable ({type(exc).__name__})")
+                yield Frame(start, None, error=f"DICOM frame not decodable ({library_words(exc)})")
                 start += 1
         for missing in range(start, self.frame_count):
             yield Frame(missing, None, error="DICOM frame missing (pixel data shorter than declared)")
@@ -194,7 +195,7 @@ def _read_dataset(source, defer: bool = False, stop_before_pixels: bool = False)
             source, force=True, defer_size="1 MB" if defer else None, stop_before_pixels=stop_before_pixels
         )
     except Exception as exc:  # pydicom raises many types for malformed files
-        raise ImageError(f"unreadable DICOM ({type(exc).__name__})") from exc
+        raise ImageError(f"unreadable DICOM ({library_words(exc)})") from exc
 
 
 def _number(dataset, name: str, default: int) -> int:
@@ -347,6 +348,35 @@ def _text(dataset, name: str) -> str:
 
 _CODE = re.compile(r"[A-Z0-9_ ]{1,16}")  # a Code String (CS), as Modality holds
 _UID = re.compile(r"[0-9.]{1,64}")
+
+
+_QUOTED = re.compile(r"'([^']*)'|\"([^\"]*)\"")
+
+
+def library_words(exc: BaseException, limit: int = 160) -> str:
+    """The library's own message ("Missing required element: (0028,0004) 'Photometric
+    Interpretation'"), with every quoted text that is not a DICOM element's name replaced by
+    '...': a value a writer put in an element (a name, an ID) never reaches a message."""
+    from pydicom.datadict import keyword_dict
+
+    names = _element_names()
+    keywords = set(keyword_dict)
+
+    def scrub(match: re.Match) -> str:
+        inner = match.group(1) if match.group(1) is not None else match.group(2)
+        return match.group(0) if inner in names or inner in keywords else "'...'"
+
+    text = " ".join(str(exc).split())
+    text = _QUOTED.sub(scrub, text)[:limit]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@functools.cache
+def _element_names() -> frozenset[str]:
+    """Every DICOM element's name ("Photometric Interpretation"), from pydicom's dictionary."""
+    from pydicom.datadict import DicomDictionary
+
+    return frozenset(entry[2] for entry in DicomDictionary.values())
 
 
 def _code(dataset, name: str, pattern: re.Pattern = _CODE) -> str:

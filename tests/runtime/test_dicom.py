@@ -480,3 +480,22 @@ def test_the_series_csv_says_what_each_series_is_and_a_ct_series_is_out_of_scope
         app, [str(folder), "--csv", str(tmp_path / "p.csv"), "--dicom-fields", "PatientID"]
     )
     assert refused.exit_code == 2 and "PatientID not allowed" in refused.output
+
+
+def test_a_failed_frame_says_what_pydicom_said_without_any_elements_value(tmp_path: Path, sources):
+    """"DICOM frame not decodable (AttributeError)" hid pydicom's "Missing required element:
+    (0028,0004) 'Photometric Interpretation'"; the library's words now follow, with any
+    quoted text that is not an element's name (a value, possibly a name) replaced."""
+    from brain_tumor_edge.runtime.dicom import library_words
+
+    missing = dataset(next(iter(sources.values())))
+    del missing.PhotometricInterpretation
+    frame = next(read_dicom(_dicom_bytes(missing)).frames())
+    assert frame.error == (
+        "DICOM frame not decodable (AttributeError: Missing required element: (0028,0004) "
+        "'Photometric Interpretation')"
+    )
+    leaky = ValueError("The (0028,0004) 'Photometric Interpretation' value 'Doe^Jane MRN123' is invalid")
+    assert library_words(leaky) == (
+        "ValueError: The (0028,0004) 'Photometric Interpretation' value '...' is invalid"
+    )
