@@ -35,7 +35,12 @@ def classify(
         Path, typer.Argument(metavar="FOLDER", help="Folder of MRI images (searched recursively).")
     ],
     # A string, not a Path: Path("new/") drops the slash that says the user meant a folder.
-    csv: Annotated[str, typer.Option("--csv", help="Where to write the results CSV (a file name).")],
+    csv: Annotated[
+        str | None,
+        typer.Option(
+            "--csv", help="Where to write the results CSV (a file name); default: FOLDER's name + .csv, here."
+        ),
+    ] = None,
     model: Annotated[Path | None, typer.Option(help="ONNX model; default: the bundled int8 model.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1024)] = DEFAULTS.batch_size,
     threads: Annotated[
@@ -103,6 +108,10 @@ def classify(
     2 usage error (no such folder, no images, unusable model); 130 interrupted (Ctrl-C);
     143 stopped by SIGTERM. Either way the finished rows are kept for --resume.
     """
+    if csv is None:  # as rembg and yolo do: a default output, said out loud
+        csv = f"{Path(folder).resolve().name or 'results'}.csv"
+        if not quiet:
+            say(f"writing {csv} (--csv to choose another name)")
     settings = Settings(
         batch_size=batch_size,
         dicom_fields=tuple(name.strip() for name in dicom_fields.split(",") if name.strip()),

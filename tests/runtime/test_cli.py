@@ -254,3 +254,16 @@ def test_every_commands_help_keeps_its_install_hints_whole():
         text = unwrapped(command)
         assert "pip install '.'" not in text and "pip install '.[" not in text
     assert "pip install 'brain-tumor-edge[cluster]'" in unwrapped(app)
+
+
+def test_without_csv_the_results_go_to_the_folders_name_here_and_it_is_said(tmp_path: Path, monkeypatch):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(sample_files()[0].read_bytes())
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    result = CliRunner().invoke(app, [str(folder)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("writing scans.csv (--csv to choose another name)")
+    assert (work / "scans.csv").is_file()
