@@ -306,6 +306,14 @@ def _train(
     def draw(epoch: int) -> np.ndarray:
         return epoch_draw(train_set.origin.sources, weights, config.seed, epoch, train_set.labels, balance)
 
+    resized: dict[int, np.ndarray] = {}
+
+    def at_size(size: int) -> np.ndarray:  # each size's copy of the cache made once
+        if size not in resized:
+            resized.clear()  # the early size is done with once the final size begins
+            resized[size] = _resized(train_set.images, size)
+        return resized[size]
+
     epoch_size = len(draw(1))
     steps_per_epoch = math.ceil(math.ceil(epoch_size / ranks.world) / ranks.local_batch(recipe.batch_size))
     steps = _Optimisation.for_recipe(model, recipe, steps_per_epoch, negative, bf16)
@@ -350,7 +358,7 @@ def _train(
                 order = ranks.share(drawn)
                 train_loss, train_acc = _train_one_epoch(
                     model, steps, train_set, recipe, preprocess, progress, epoch, ranks, order, negative,
-                    _resized(train_set.images, size),
+                    at_size(size),
                 )  # fmt: skip
                 train_seconds = time.perf_counter() - epoch_start
                 row: dict = {"epoch": epoch, "train_loss": round(train_loss, 5)}

@@ -76,9 +76,14 @@ def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(
     labelled, tmp_path: Path, monkeypatch
 ):
     """Stopped after epoch 1 of 3 (Ctrl-C), `bt-train --resume RUN` ends where a run that
-    was never stopped ends: the same weights, the same history."""
+    was never stopped ends: the same weights, the same history. The compact recipe keeps
+    averaged weights and resizes progressively, so both survive the interruption too."""
     torch = pytest.importorskip("torch")
     from brain_tumor_edge.train import trainer
+    from brain_tumor_edge.train.architectures import get_architecture
+
+    recipe = get_architecture("compact").recipe
+    assert recipe.ema_decay > 0 and recipe.balance_types and recipe.early_size  # what is resumed
 
     args = ["--data", str(labelled.training), "--arch", "compact", "--epochs", "3", "--max-images", "160",
             "--seed", "9", "--quiet"]  # fmt: skip
