@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TextIO
 
 from .classify import ImageResult
 from .errors import BrainTumorEdgeError
@@ -127,6 +128,7 @@ class CsvReport:
     `resume`: the partial's rows are kept and their files not redone. `retry`: the finished
     CSV's rows are kept except every row of a file that has an error row; `retrying` then
     holds those files' path cells, and the rows are put back in walk order at the end.
+    `stream` (`--csv -`): rows go there as they come, nothing is written to a file.
     """
 
     def __init__(
@@ -136,7 +138,9 @@ class CsvReport:
         resume: bool = False,
         extra: Sequence[str] = (),
         retry: bool = False,
+        stream: TextIO | None = None,
     ) -> None:
+        self.stream = stream
         self.target = Path(target)
         self.class_names = tuple(class_names)
         self.extra = tuple(extra)
@@ -176,7 +180,7 @@ class CsvReport:
             kept = [row for row in rows if file_of(row[0]) not in self.retrying]
         else:
             kept = self._rows_to_keep(self.partial) if self.resume and self.partial.exists() else []
-        self._handle = open(self.partial, "w", newline="", encoding="utf-8")
+        self._handle = self.stream or open(self.partial, "w", newline="", encoding="utf-8")
         self._writer = RowWriter(self._handle)
         self._writer.writerow(self.columns)
         for row in kept:
@@ -282,6 +286,8 @@ class CsvReport:
         traceback: TracebackType | None,
     ) -> None:
         self._handle.flush()
+        if self.stream is not None:
+            return  # a stream: nothing to move into place
         os.fsync(self._handle.fileno())
         self._handle.close()
         if exc_type is not None and self.rows == 0:

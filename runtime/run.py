@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -51,6 +52,7 @@ from .run_record import RunRecord, record_path
 from .series import SeriesCollector, SeriesRule, SeriesSummary, write_series_csv
 
 MAX_FAILURES_SHOWN = 10
+STDOUT = "-"  # --csv -: the rows to standard output
 
 
 @dataclass
@@ -157,7 +159,8 @@ class RunSummary:
                 "note: this model has no scope output, so out-of-scope detection is unavailable "
                 "(only the input checks ran); re-export it with bt-export"
             )
-        lines.append(f"CSV: {self.csv} (brain-tumor-edge {__version__}, model {classifier.path.name})")
+        where = "standard output" if str(self.csv) == STDOUT else self.csv
+        lines.append(f"CSV: {where} (brain-tumor-edge {__version__}, model {classifier.path.name})")
         if self.failures:
             more = report.failed - len(self.failures)
             shown = self.failures + ([f"  ... and {more} more (see the error column)"] if more > 0 else [])
@@ -194,9 +197,15 @@ def classify_to_csv(
     (runtime/run_record.py). `series_csv`: also one row per NIfTI volume or DICOM series.
     """
     _check_modes(overwrite, resume, retry_errors, ray, ray_address, series_csv, report_dir)
+    to_stdout = os.fspath(csv) == STDOUT
+    if to_stdout and (resume or retry_errors or report_dir is not None or ray):
+        raise RunError(
+            "--csv - sends rows to standard output as they come, with no file to resume, retry "
+            "or build a page from: not with --resume, --retry-errors, --report or --ray"
+        )
     folder = Path(folder)
     outputs = Outputs(
-        output_file(csv, "--csv"),
+        Path(STDOUT) if to_stdout else output_file(csv, "--csv"),
         None if report_dir is None else output_folder(report_dir),
         None if series_csv is None else output_file(series_csv, "--series-csv"),
     )
@@ -213,19 +222,17 @@ def classify_to_csv(
         )
     globs = (*(DEFAULT_EXCLUDES if default_excludes else ()), *exclude)
     rules = WalkRules(tuple(globs), outputs.all())
+    if to_stdout:
+        with locked_series(outputs.series_csv):
+            classifier = _classifier(model, threads)
+            plan = _Plan(folder, folder, recursive, rules, False, False, False, None, show_progress)
+            return _to_stdout(plan, outputs.series_csv, classifier, settings)
     csv = outputs.csv
     with locked(lock_path(csv)), locked_series(outputs.series_csv), locked_page(outputs.report_dir):
         check_csv_state(csv, overwrite, resume, retry_errors)
         if outputs.report_dir is not None:
             check_page_state(outputs.report_dir, csv, overwrite, resume or retry_errors)
-        try:
-            classifier = (
-                model
-                if isinstance(model, Classifier)
-                else Classifier(Path(model) if model is not None else default_model_path(), threads)
-            )
-        except ModelError as exc:
-            raise RunError(str(exc)) from None
+        classifier = _classifier(model, threads)
         record = RunRecord.of(folder, classifier.path, _row_options(settings, recursive, globs))
         walk_root = spelled = folder
         replaced = record_path(csv).read_bytes() if record_path(csv).is_file() else None
@@ -265,6 +272,59 @@ def classify_to_csv(
         # The finished run's counts join its record: the same figures the summary and page show.
         replace(earlier or record, counts=summary.counts()).write(record_path(csv))
         return summary
+
+
+def _classifier(model: Classifier | str | Path | None, threads: int | None) -> Classifier:
+    if isinstance(model, Classifier):
+        return model
+    try:
+        return Classifier(Path(model) if model is not None else default_model_path(), threads)
+    except ModelError as exc:
+        raise RunError(str(exc)) from None
+
+
+def _to_stdout(
+    plan: _Plan, series_csv: Path | None, classifier: Classifier, settings: Settings
+) -> RunSummary:
+    """`--csv -`: rows to standard output as they come (to a pipe, a database loader, `jq`);
+    the summary goes to standard error as always. No partial, lock or record is written:
+    there is no file to resume, so an interrupted run is simply run again."""
+    negative = classifier.metadata.negative or "notumor"
+    series = (
+        SeriesCollector(negative, SeriesRule.from_metadata(classifier.metadata.series))
+        if series_csv
+        else None
+    )
+    walk = FolderWalk(plan.root, plan.recursive, plan.rules)
+    classification = Classification(classifier, settings)
+    report = CsvReport(Path(STDOUT), classifier.class_names, extra=settings.dicom_fields, stream=sys.stdout)
+    failures: list[str] = []
+    started = time.perf_counter()
+    try:
+        with report:
+            for result in classification.run(walk):
+                report.write(result)
+                if series is not None:
+                    series.add(result)
+                if result.error and len(failures) < MAX_FAILURES_SHOWN:
+                    failures.append(f"  {result.name}: {result.error}")
+    except KeyboardInterrupt as exc:
+        message = "interrupted: the rows so far went to standard output (no file to --resume: run again)"
+        raise RunInterrupted(message, isinstance(exc, Terminated)) from None
+    except BrokenPipeError:
+        raise RunError(f"standard output was closed (its reader stopped) after {report.rows} rows") from None
+    except OSError as exc:
+        raise RunError(f"cannot list {plan.root}: {exc.strerror or exc}") from None
+    if report.rows == 0:
+        raise RunError(f"no images found in {plan.root}")
+    passed = PassedOver()
+    passed.add({"ignored": walk.ignored, "special": walk.special, "excluded": walk.excluded,
+                "skipped": classification.skipped})  # fmt: skip
+    summary = RunSummary(Path(STDOUT), classifier, report, passed, time.perf_counter() - started, failures)
+    if series is not None and series_csv is not None:
+        summary.series = series.summaries()
+        write_series_csv(series_csv, summary.series)
+    return summary
 
 
 @dataclass(frozen=True)

@@ -267,3 +267,19 @@ def test_without_csv_the_results_go_to_the_folders_name_here_and_it_is_said(tmp_
     assert result.exit_code == 0, result.output
     assert result.output.startswith("writing scans.csv (--csv to choose another name)")
     assert (work / "scans.csv").is_file()
+
+
+def test_csv_dash_streams_rows_to_standard_output_and_writes_no_file(tmp_path: Path, monkeypatch):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for path in sample_files()[:3]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, [str(folder), "--csv", "-", "--series-csv", "s.csv"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(result.stdout.splitlines()))
+    assert [Path(row["path"]).name for row in rows] == sorted(path.name for path in sample_files()[:3])
+    assert "CSV: standard output" in result.stderr and "path,prediction" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.csv", "scans"]  # no -, no lock, no record
+    refused = CliRunner().invoke(app, [str(folder), "--csv", "-", "--resume"])
+    assert refused.exit_code == 2 and "not with --resume" in refused.output
