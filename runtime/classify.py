@@ -11,7 +11,7 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain, islice
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from .dicom import (
 )
 from .errors import ImageError, MissingExtraError
 from .files import Unlisted, open_regular, read_head, read_input
+from .library_warnings import collect
 from .model import Classifier
 from .outputs import ModelOutput
 from .preprocess import PreprocessConfig, decode_pages, resize_chw
@@ -187,7 +188,9 @@ def decode_file(path: Path, config: PreprocessConfig, dicom_fields: tuple[str, .
     if isinstance(path, Unlisted):
         return Decoded([Item(str(path), None, path.error)])
     try:
-        return _decode(path, config, dicom_fields)
+        with collect() as notes:  # the readers' warnings about this file (library_warnings.py)
+            decoded = _decode(path, config, dicom_fields)
+        return _with_notes(decoded, notes)
     except (ImageError, MissingExtraError) as exc:
         return Decoded([Item(str(path), None, str(exc))])
     except OSError as exc:
@@ -196,6 +199,18 @@ def decode_file(path: Path, config: PreprocessConfig, dicom_fields: tuple[str, .
         return Decoded([Item(str(path), None, "not enough memory to decode")])
     except Exception as exc:  # a codec's own failure must not end the batch
         return Decoded([Item(str(path), None, f"decode failed ({_short(exc)})")])
+
+
+def _with_notes(decoded: Decoded, notes: list[str]) -> Decoded:
+    """Every item of the file carries the notes its reading left (a warning about its header)."""
+    if not notes:
+        return decoded
+    extra = tuple(notes)
+    items = (
+        replace(item, reasons=item.reasons + extra) if item.image is not None else item
+        for item in decoded.items
+    )
+    return replace(decoded, items=items)
 
 
 def _batches(paths: Iterable[Path], size: int) -> Iterator[list[Path]]:

@@ -22,6 +22,7 @@ from .commands import (
 )
 from .errors import BrainTumorEdgeError, RunInterrupted, Terminated, install_hint
 from .files import DEFAULT_EXCLUDES
+from .library_warnings import route
 from .run import classify_to_csv
 
 DEFAULTS = Settings()
@@ -143,4 +144,5 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    route()  # the readers' warnings go to their file's row, not the console
     app()

@@ -499,3 +499,26 @@ def test_a_failed_frame_says_what_pydicom_said_without_any_elements_value(tmp_pa
     assert library_words(leaky) == (
         "ValueError: The (0028,0004) 'Photometric Interpretation' value '...' is invalid"
     )
+
+
+def test_a_readers_warning_goes_into_its_files_row_not_the_console(tmp_path: Path):
+    """pydicom's UserWarnings reached the console, without a file's name; routed (as
+    bt-classify does), they are a `dicom:` note in the row of the file they are about."""
+    import subprocess
+    import sys
+
+    from pydicom.data import get_testdata_file
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(get_testdata_file("MR_small_padded.dcm"), folder / "padded.dcm")
+    shutil.copy(get_testdata_file("MR_small.dcm"), folder / "plain.dcm")
+    out = tmp_path / "o.csv"
+    script = ("import sys; from brain_tumor_edge.runtime.cli import main; "
+              f"sys.argv = ['bt-classify', {str(folder)!r}, '--csv', {str(out)!r}]; main()")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "Warning" not in done.stderr and "excess padding" not in done.stderr, done.stderr
+    with out.open(encoding="utf-8") as handle:
+        rows = {Path(row["path"]).name: row for row in csv.DictReader(handle)}
+    assert "dicom: The pixel data is 8320 bytes long" in rows["padded.dcm"]["review"]
+    assert "excess padding" not in rows["plain.dcm"]["review"]
