@@ -255,4 +255,19 @@ def test_the_page_groups_a_volume_into_one_series_row_that_opens_to_its_slices(b
     assert shown == [f"{folder / 'head.nii.gz'}#z={k}" for k in range(12)]  # every slice, in order
     page.locator("#series-clear").click()
     assert page.evaluate(visible + ".length") == 14
+    # A volume's slice is shown as radiologists see it: the enlarged view marks the sides;
+    # a plain image's sides are unknown, so it gets no markers.
+    sides = "['side-left', 'side-right', 'side-top'].map(id => document.getElementById(id).hidden)"
+    middle = page.locator("#rows tr", has_text="head.nii.gz#z=6")
+    middle.scroll_into_view_if_needed()
+    middle.locator("img.thumb").click()
+    assert page.evaluate(sides) == [False, False, False]
+    assert page.locator("#side-left").inner_text() == "R"
+    caption = page.locator("#viewer-caption").inner_text()
+    assert "(" in caption or "no class given" in caption  # the probability beside the class
+    page.keyboard.press("Escape")
+    plain = page.locator("#rows tr", has_text=sample_files()[0].name)
+    plain.scroll_into_view_if_needed()
+    plain.locator("img.thumb").click()
+    assert page.evaluate(sides) == [True, True, True]
     assert not errors, errors
