@@ -33,7 +33,11 @@ app = new_app()
 @app.command()
 def classify(
     folder: Annotated[
-        Path, typer.Argument(metavar="FOLDER", help="Folder of MRI images (searched recursively).")
+        list[Path],
+        typer.Argument(
+            metavar="FOLDER|FILES...",
+            help="A folder of MRI images (searched recursively), or files and folders (a shell glob).",
+        ),
     ],
     # A string, not a Path: Path("new/") drops the slash that says the user meant a folder.
     csv: Annotated[
@@ -110,7 +114,8 @@ def classify(
     143 stopped by SIGTERM. Either way the finished rows are kept for --resume.
     """
     if csv is None:  # as rembg and yolo do: a default output, said out loud
-        csv = f"{Path(folder).resolve().name or 'results'}.csv"
+        named = folder[0] if len(folder) == 1 and folder[0].is_dir() else Path("results")
+        csv = f"{named.resolve().name or 'results'}.csv"
         if not quiet:
             say(f"writing {csv} (--csv to choose another name)")
     settings = Settings(

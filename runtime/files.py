@@ -21,7 +21,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from .dicom import DICOM_SUFFIXES, PREAMBLE_LENGTH, looks_like_dicom
@@ -124,6 +124,24 @@ class WalkRules:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDES
     outputs: frozenset[Path] = frozenset()
     root: Path | None = None  # what path globs are relative to; default: the folder walked
+    # `bt-classify a.dcm b/ c/*.dcm`: the files and folders given, as POSIX paths relative
+    # to the root (their common folder); None: everything below the root.
+    selected: frozenset[str] | None = None
+
+    @cached_property
+    def _ancestors(self) -> frozenset[str]:
+        """Every folder on the way from the root to a selected path ("a", "a/b" for "a/b/c.dcm")."""
+        parts = (PurePosixPath(path).parents for path in self.selected or ())
+        return frozenset(str(parent) for chain_ in parts for parent in chain_ if str(parent) != ".")
+
+    def selects(self, relative: str, is_folder: bool) -> bool:
+        """Whether the walk goes to this entry: it was given, lies in a folder that was, or (a
+        folder) leads to one that was."""
+        if self.selected is None or relative in self.selected:
+            return True
+        if is_folder and relative in self._ancestors:
+            return True
+        return any(str(parent) in self.selected for parent in PurePosixPath(relative).parents)
 
     @cached_property
     def _pattern(self) -> re.Pattern | None:
@@ -212,6 +230,8 @@ class FolderWalk:
                 mode = os.stat(path).st_mode  # follows links
             except OSError:
                 mode = None  # a broken link or a file that vanished: an error row
+            if not self.rules.selects(below + name, mode is not None and stat.S_ISDIR(mode)):
+                continue  # not among the files and folders given: not an input, not counted
             if mode is not None and stat.S_ISDIR(mode):
                 if self.recursive:
                     yield _Descend(path)

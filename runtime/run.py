@@ -169,7 +169,7 @@ class RunSummary:
 
 
 def classify_to_csv(
-    folder: str | Path,
+    folder: str | Path | Sequence[str | Path],
     csv: str | Path,
     *,
     model: Classifier | str | Path | None = None,
@@ -203,7 +203,9 @@ def classify_to_csv(
             "--csv - sends rows to standard output as they come, with no file to resume, retry "
             "or build a page from: not with --resume, --retry-errors, --report or --ray"
         )
-    folder = Path(folder)
+    folder, selected = _inputs(folder)
+    if selected is not None and ray:
+        raise RunError("--ray takes one folder: give the folder, not files in it")
     outputs = Outputs(
         Path(STDOUT) if to_stdout else output_file(csv, "--csv"),
         None if report_dir is None else output_folder(report_dir),
@@ -212,7 +214,6 @@ def classify_to_csv(
     if outputs.series_csv is not None and outputs.series_csv.exists() and not overwrite:
         raise RunError(f"{outputs.series_csv} exists; pass --overwrite to replace it")
     settings = settings or Settings()
-    _check_folder(folder)
     outputs.check(folder)
     refused = sorted(set(settings.dicom_fields) - SAFE_FIELDS)
     if refused:
@@ -221,7 +222,7 @@ def classify_to_csv(
             f"choose from {', '.join(sorted(SAFE_FIELDS))}"
         )
     globs = (*(DEFAULT_EXCLUDES if default_excludes else ()), *exclude)
-    rules = WalkRules(tuple(globs), outputs.all())
+    rules = WalkRules(tuple(globs), outputs.all(), selected=selected)
     if to_stdout:
         with locked_series(outputs.series_csv):
             classifier = _classifier(model, threads)
@@ -233,7 +234,7 @@ def classify_to_csv(
         if outputs.report_dir is not None:
             check_page_state(outputs.report_dir, csv, overwrite, resume or retry_errors)
         classifier = _classifier(model, threads)
-        record = RunRecord.of(folder, classifier.path, _row_options(settings, recursive, globs))
+        record = RunRecord.of(folder, classifier.path, _row_options(settings, recursive, globs, selected))
         walk_root = spelled = folder
         replaced = record_path(csv).read_bytes() if record_path(csv).is_file() else None
         earlier = None
@@ -342,14 +343,19 @@ class _Plan:
     show_progress: bool
 
 
-def _row_options(settings: Settings, recursive: bool, globs: Sequence[str]) -> dict:
+def _row_options(
+    settings: Settings, recursive: bool, globs: Sequence[str], selected: frozenset[str] | None
+) -> dict:
     """The options that change which rows a run writes or what they say."""
-    return {
+    options = {
         "min_confidence": settings.min_confidence,
         "dicom_fields": list(settings.dicom_fields),
         "recursive": recursive,
         "exclude": sorted(globs),
     }
+    if selected is not None:  # files given one by one (a shell glob): the same ones to resume
+        options["selected"] = sorted(selected)
+    return options
 
 
 def _check_modes(
@@ -381,11 +387,29 @@ def _check_modes(
         )
 
 
-def _check_folder(folder: Path) -> None:
-    if not folder.exists():
-        raise RunError(f"no such folder: {folder}")
-    if not folder.is_dir():
-        raise RunError(f"{folder} is a file, not a folder: give the folder that holds the images")
+def _inputs(given: str | Path | Sequence[str | Path]) -> tuple[Path, frozenset[str] | None]:
+    """The folder to walk and, for files (or several paths) given, which of its entries.
+
+    One folder is walked whole, as ever. One file, or several paths (a shell glob,
+    `scan.dcm other/`), are walked from their common folder, taking only the paths given
+    and what lies in the folders among them: the same walk, order and rows as a folder's,
+    so resume, retry, the review page and the series verdicts work unchanged."""
+    paths = [Path(given)] if isinstance(given, (str, os.PathLike)) else [Path(p) for p in given]
+    if not paths:
+        raise RunError("give a folder, or files, to classify")
+    for path in paths:
+        if not path.exists() and not path.is_symlink():
+            raise RunError(f"no such file or folder: {path}")
+    if len(paths) == 1 and paths[0].is_dir():
+        return paths[0], None
+    spelled = [os.fspath(p) for p in paths]
+    if len({os.path.isabs(p) for p in spelled}) > 1:  # a mix of relative and absolute: one spelling
+        spelled = [os.path.abspath(p) for p in spelled]
+    root = Path(os.path.commonpath([os.path.normpath(p) for p in spelled]))
+    if len(paths) == 1 or not root.is_dir():
+        root = root.parent
+    selected = frozenset(Path(os.path.relpath(os.path.normpath(p), root)).as_posix() for p in spelled)
+    return root, selected
 
 
 def _run(

@@ -77,9 +77,35 @@ def test_min_confidence_adds_the_low_confidence_reason(samples: Path, tmp_path: 
     assert classify(samples, "--csv", tmp_path / "x.csv", "--min-confidence", "1.5").exit_code == 2
 
 
-def test_a_file_given_as_the_folder_says_so(tmp_path: Path):
-    result = classify(sample_files()[0], "--csv", tmp_path / "o.csv")
-    assert result.exit_code == 2 and "is a file, not a folder" in result.output
+def test_files_a_shell_glob_or_files_and_folders_are_classified_as_given(tmp_path: Path, monkeypatch):
+    """As rembg and `yolo predict` do: one file, a glob's files, or files and folders; only
+    what was given becomes rows, in the walk's order, and a resume keeps to the same ones."""
+    scans = tmp_path / "scans"
+    (scans / "more").mkdir(parents=True)
+    for index, path in enumerate(sample_files()[:6]):
+        (scans / ("more" if index >= 4 else ".") / f"{index}.jpg").write_bytes(path.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    one = classify("scans/0.jpg", "--csv", "one.csv")
+    assert one.exit_code == 0, one.output
+    assert [row["path"] for row in csv.DictReader(Path("one.csv").read_text().splitlines())] == [
+        "scans/0.jpg"
+    ]
+    glob = CliRunner().invoke(app, ["scans/1.jpg", "scans/3.jpg", "scans/more", "--csv", "glob.csv"])
+    assert glob.exit_code == 0, glob.output
+    paths = [row["path"] for row in csv.DictReader(Path("glob.csv").read_text().splitlines())]
+    assert paths == ["scans/1.jpg", "scans/3.jpg", "scans/more/4.jpg", "scans/more/5.jpg"]
+    lines = Path("glob.csv").read_text().splitlines(keepends=True)
+    Path("glob.csv.partial").write_text("".join(lines[:3]))  # interrupted after two rows
+    Path("glob.csv").unlink()
+    resumed = CliRunner().invoke(
+        app, ["scans/1.jpg", "scans/3.jpg", "scans/more", "--csv", "glob.csv", "--resume"]
+    )
+    assert resumed.exit_code == 0 and "plus 2 kept" in resumed.output, resumed.output
+    assert [row["path"] for row in csv.DictReader(Path("glob.csv").read_text().splitlines())] == paths
+    other = CliRunner().invoke(app, ["scans/1.jpg", "--csv", "glob.csv", "--retry-errors"])
+    assert other.exit_code == 2 and "not the same run" in other.output
+    ray = CliRunner().invoke(app, ["scans/1.jpg", "scans/3.jpg", "--csv", "r.csv", "--ray"])
+    assert ray.exit_code == 2 and "--ray takes one folder" in ray.output
 
 
 def test_resume_on_a_finished_csv_says_the_run_is_complete(samples: Path, tmp_path: Path):
@@ -141,7 +167,7 @@ def test_some_bad_files_give_error_rows_and_exit_1(samples: Path, tmp_path: Path
 @pytest.mark.parametrize(
     ("make_args", "message"),
     [
-        (lambda tmp: ["/no/such/folder", "--csv", tmp / "o.csv"], "no such folder"),
+        (lambda tmp: ["/no/such/folder", "--csv", tmp / "o.csv"], "no such file or folder"),
         (lambda tmp: [tmp, "--csv", tmp / "o.csv"], "no images found"),
         (lambda tmp: [tmp, "--csv", tmp / "o.csv", "--model", tmp / "none.onnx"], "model file not found"),
         (lambda tmp: [tmp, "--csv", tmp / "missing" / "o.csv"], "does not exist"),

@@ -483,7 +483,7 @@ def test_the_series_csv_says_what_each_series_is_and_a_ct_series_is_out_of_scope
 
 
 def test_a_failed_frame_says_what_pydicom_said_without_any_elements_value(tmp_path: Path, sources):
-    """"DICOM frame not decodable (AttributeError)" hid pydicom's "Missing required element:
+    """ "DICOM frame not decodable (AttributeError)" hid pydicom's "Missing required element:
     (0028,0004) 'Photometric Interpretation'"; the library's words now follow, with any
     quoted text that is not an element's name (a value, possibly a name) replaced."""
     from brain_tumor_edge.runtime.dicom import library_words
