@@ -71,7 +71,8 @@ def classify_folder(
     """Stream results for every input file below `folder`, in sorted path order."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise NotADirectoryError(f"not a folder: {folder}")
+        where = "" if folder.is_absolute() else f" (relative to {Path.cwd()})"
+        raise NotADirectoryError(f"not a folder: {folder}{where}")
     return _classification(model, settings).run(FolderWalk(folder, recursive))
 
 
