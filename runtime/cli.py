@@ -97,6 +97,15 @@ def classify(
             help="Also write one row per NIfTI volume or DICOM series, with a verdict (docs/volumes.md).",
         ),
     ] = None,
+    dicom_sc: Annotated[
+        Path | None,
+        typer.Option(
+            "--dicom-sc",
+            metavar="DIR",
+            help="With --series-csv: each DICOM series' verdict as a DICOM Secondary Capture in DIR, "
+            "filed under the series' own patient and study, for a PACS to take back (docs/dicom.md).",
+        ),
+    ] = None,
     ray: Annotated[
         bool, typer.Option("--ray", help=f"Run on a Ray cluster ({install_hint('cluster')}); same CSV.")
     ] = False,
@@ -129,7 +138,8 @@ def classify(
             folder, csv, model=model, settings=settings, threads=threads, recursive=recursive,
             exclude=tuple(exclude or ()), default_excludes=default_excludes, overwrite=overwrite,
             resume=resume, retry_errors=retry_errors, report_dir=report_dir, series_csv=series_csv,
-            ray=ray, ray_address=ray_address, show_progress=not quiet and sys.stderr.isatty(),
+            dicom_sc=dicom_sc, ray=ray, ray_address=ray_address,
+            show_progress=not quiet and sys.stderr.isatty(),
         )  # fmt: skip
     except RunInterrupted as exc:
         say(str(exc))
@@ -139,6 +149,8 @@ def classify(
     if not quiet:
         if summary.review_page is not None:
             say(f"review page: {summary.review_page}")
+        if dicom_sc is not None:
+            say(f"DICOM verdicts: {len(summary.dicom_verdicts)} Secondary Captures in {dicom_sc}")
         say(summary.describe())
     raise typer.Exit(EXIT_FAILED if summary.failed else EXIT_OK)
 

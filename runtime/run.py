@@ -95,6 +95,7 @@ class RunSummary:
     review_page: Path | None = None
     series: list[SeriesSummary] = field(default_factory=list)  # with series_csv: one per series
     retried: int | None = None  # with retry_errors: how many files' rows had failed
+    dicom_verdicts: list[Path] = field(default_factory=list)  # with dicom_sc: the files written
 
     @property
     def failed(self) -> int:
@@ -183,6 +184,7 @@ def classify_to_csv(
     retry_errors: bool = False,
     report_dir: str | Path | None = None,
     series_csv: str | Path | None = None,
+    dicom_sc: str | Path | None = None,
     ray: bool = False,
     ray_address: str | None = None,
     show_progress: bool = False,
@@ -194,7 +196,8 @@ def classify_to_csv(
     `exclude`: shell globs for names to leave out, added to `files.DEFAULT_EXCLUDES` unless
     `default_excludes` is False. `resume` continues an interrupted run, `retry_errors`
     re-classifies the failed rows of a finished one in place; both only for the same run
-    (runtime/run_record.py). `series_csv`: also one row per NIfTI volume or DICOM series.
+    (runtime/run_record.py). `series_csv`: also one row per NIfTI volume or DICOM series;
+    `dicom_sc` (with it): each DICOM series' verdict as a DICOM object in that folder.
     """
     _check_modes(overwrite, resume, retry_errors, ray, ray_address, series_csv, report_dir)
     to_stdout = os.fspath(csv) == STDOUT
@@ -203,6 +206,8 @@ def classify_to_csv(
             "--csv - sends rows to standard output as they come, with no file to resume, retry "
             "or build a page from: not with --resume, --retry-errors, --report or --ray"
         )
+    if dicom_sc is not None and series_csv is None:
+        raise RunError("--dicom-sc writes each series' verdict: it needs --series-csv")
     folder, selected = _inputs(folder)
     if selected is not None and ray:
         raise RunError("--ray takes one folder: give the folder, not files in it")
@@ -210,6 +215,7 @@ def classify_to_csv(
         Path(STDOUT) if to_stdout else output_file(csv, "--csv"),
         None if report_dir is None else output_folder(report_dir),
         None if series_csv is None else output_file(series_csv, "--series-csv"),
+        None if dicom_sc is None else output_folder(dicom_sc, "--dicom-sc"),
     )
     if outputs.series_csv is not None and outputs.series_csv.exists() and not overwrite:
         raise RunError(f"{outputs.series_csv} exists; pass --overwrite to replace it")
@@ -227,7 +233,9 @@ def classify_to_csv(
         with locked_series(outputs.series_csv):
             classifier = _classifier(model, threads)
             plan = _Plan(folder, folder, recursive, rules, False, False, False, None, show_progress)
-            return _to_stdout(plan, outputs.series_csv, classifier, settings)
+            summary = _to_stdout(plan, outputs.series_csv, classifier, settings)
+            _write_verdicts(summary, outputs.dicom_sc)
+            return summary
     csv = outputs.csv
     with locked(lock_path(csv)), locked_series(outputs.series_csv), locked_page(outputs.report_dir):
         check_csv_state(csv, overwrite, resume, retry_errors)
@@ -326,6 +334,16 @@ def _to_stdout(
         summary.series = series.summaries()
         write_series_csv(series_csv, summary.series)
     return summary
+
+
+def _write_verdicts(summary: RunSummary, dicom_sc: Path | None) -> None:
+    """--dicom-sc: each DICOM series' verdict as a Secondary Capture (runtime/dicom_capture.py)."""
+    if dicom_sc is None:
+        return
+    from .dicom_capture import write_secondary_captures
+
+    dicom_sc.mkdir(exist_ok=True)
+    summary.dicom_verdicts = write_secondary_captures(summary.series, dicom_sc, summary.model.path.name)
 
 
 @dataclass(frozen=True)
@@ -506,6 +524,7 @@ def _run(
     if series is not None:
         summary.series = series.summaries()
         write_series_csv(series_csv, summary.series)
+        _write_verdicts(summary, outputs.dicom_sc)
     if page is not None:
         rule = SeriesRule.from_metadata(classifier.metadata.series)
         summary.review_page = page.write_from_csv(

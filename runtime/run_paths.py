@@ -33,6 +33,7 @@ class Outputs:
     csv: Path
     report_dir: Path | None = None
     series_csv: Path | None = None
+    dicom_sc: Path | None = None  # a folder for the verdicts as DICOM (runtime/dicom_capture.py)
 
     def files(self) -> dict[Path, str]:
         """Every file the run writes (resolved) and the option it belongs to."""
@@ -60,8 +61,9 @@ class Outputs:
     def all(self) -> frozenset[Path]:
         """Resolved, so the walk recognises them however the input folder is reached."""
         paths = set(self.files())
-        if self.report_dir is not None:
-            paths.add(Path(os.path.realpath(self.report_dir)))
+        for folder in (self.report_dir, self.dicom_sc):
+            if folder is not None:
+                paths.add(Path(os.path.realpath(folder)))
         return frozenset(paths)
 
     def check(self, inputs: Path) -> None:
@@ -119,16 +121,16 @@ def output_file(path: str | Path, option: str) -> Path:
     return path
 
 
-def output_folder(path: str | Path) -> Path:
-    """The review folder: created if missing, in an existing parent (the same rule as --csv)."""
+def output_folder(path: str | Path, option: str = "--report") -> Path:
+    """An output folder: created if missing, in an existing parent (the same rule as --csv)."""
     path = Path(path)
     if path.is_symlink() and not path.exists():
-        raise RunError(f"--report {path} is a broken link: give a folder")
+        raise RunError(f"{option} {path} is a broken link: give a folder")
     if path.exists() and not path.is_dir():
-        raise RunError(f"--report must name a folder: {path} is a file")
+        raise RunError(f"{option} must name a folder: {path} is a file")
     if not path.parent.is_dir():
-        raise RunError(f"--report: the folder {path.parent} does not exist")
-    check_writable(path if path.is_dir() else path.parent, "--report")
+        raise RunError(f"{option}: the folder {path.parent} does not exist")
+    check_writable(path if path.is_dir() else path.parent, option)
     return path
 
 

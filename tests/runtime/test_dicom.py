@@ -522,3 +522,39 @@ def test_a_readers_warning_goes_into_its_files_row_not_the_console(tmp_path: Pat
         rows = {Path(row["path"]).name: row for row in csv.DictReader(handle)}
     assert "dicom: The pixel data is 8320 bytes long" in rows["padded.dcm"]["review"]
     assert "excess padding" not in rows["plain.dcm"]["review"]
+
+
+def test_each_series_verdict_is_a_secondary_capture_a_pacs_can_file(tmp_path: Path, sources):
+    """--dicom-sc: one Secondary Capture per DICOM series, in the series' own patient and study,
+    that reads back with pydicom and (where dicom3tools is installed) passes dciodvfy."""
+    import subprocess
+
+    folder = tmp_path / "study"
+    folder.mkdir()
+    grey = next(iter(sources.values()))
+    for index in range(3):
+        dataset(grey, SeriesInstanceUID="1.2.3.4", StudyInstanceUID="1.2.3", InstanceNumber=index + 1,
+                SeriesDescription="AX T2", ImageOrientationPatient=["1", "0", "0", "0", "1", "0"],
+                ImagePositionPatient=["0", "0", str(5 * index)],
+                ).save_as(folder / f"IM{index}", enforce_file_format=True)  # fmt: skip
+    out, verdicts = tmp_path / "o.csv", tmp_path / "verdicts"
+    result = runner.invoke(app, [str(folder), "--csv", str(out), "--series-csv", str(tmp_path / "s.csv"),
+                                 "--dicom-sc", str(verdicts)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "DICOM verdicts: 1 Secondary Captures" in result.output
+    (written,) = list(verdicts.iterdir())
+    ds = pydicom.dcmread(written)
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7" and ds.Modality == "OT"
+    assert ds.StudyInstanceUID == "1.2.3" and ds.SeriesInstanceUID != "1.2.3.4"
+    assert ds.PatientID == "SECRET-123"  # files under the right patient, in DICOM only
+    with (tmp_path / "s.csv").open(encoding="utf-8") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert f"verdict {row['verdict']}" in ds.ImageComments and ds.BurnedInAnnotation == "YES"
+    assert ds.pixel_array.shape == (384, 768) and ds.pixel_array.max() == 255  # the text is there
+    assert "SECRET" not in out.read_text(encoding="utf-8") + (tmp_path / "s.csv").read_text(encoding="utf-8")
+    if shutil.which("dciodvfy"):
+        checked = subprocess.run(["dciodvfy", str(written)], capture_output=True, text=True)
+        errors = [line for line in (checked.stdout + checked.stderr).splitlines() if line.startswith("Error")]
+        assert not errors, errors
+    refused = runner.invoke(app, [str(folder), "--csv", str(tmp_path / "p.csv"), "--dicom-sc", str(verdicts)])
+    assert refused.exit_code == 2 and "needs --series-csv" in refused.output
