@@ -199,7 +199,9 @@ def compact_export(labelled, tmp_path_factory: pytest.TempPathFactory) -> pipeli
             data=labelled.training,
             out=run,
             arch="compact",
-            recipe=Recipe(**{**recipe.__dict__, "epochs": 1}),
+            # One epoch of raw weights: averaged over a dozen steps, the weights of so short a
+            # run sit on ties that int8 flips (a real run's int8 agrees 100%: the model card).
+            recipe=Recipe(**{**recipe.__dict__, "epochs": 1, "ema_decay": 0.0}),
             max_images=400 if labelled.real else None,
             seed=3,
             show_progress=False,
@@ -372,7 +374,9 @@ def test_the_bundled_recipe_runs_end_to_end_on_a_small_mix(labelled, tmp_path: P
     assert "auroc" in sources["cases"] and "sensitivity" in sources["unknown"]
     assert metrics["validation"]["tumour_unknown"]["images"] == sources["unknown"]["images"]
     history = list(csv.DictReader((run / "history.csv").open()))
-    best = max(history, key=lambda row: (float(row["val_worst_balanced"]), -float(row["val_loss"])))
+    # Only validated epochs at the final size are candidates; the smoothed figure chooses.
+    validated = [row for row in history if row["val_loss"] and int(row["image_size"]) == 160]
+    best = max(validated, key=lambda row: (float(row["val_smoothed"]), -float(row["val_loss"])))
     assert metrics["best_epoch"] == int(best["epoch"])
     assert len((run / "history_sources.jsonl").read_text().splitlines()) == 2
     # The split the checkpoint records is the one training used.
