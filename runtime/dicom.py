@@ -28,6 +28,7 @@ import numpy as np
 
 from .errors import ImageError, install_hint
 from .image_header import MAX_PIXELS
+from .readers import import_pydicom
 from .reasons import DICOM_NOTE
 from .series import SlicePlace
 
@@ -175,7 +176,7 @@ def slice_place(dataset) -> SlicePlace | None:
 
 def _pydicom():
     try:
-        import pydicom
+        pydicom = import_pydicom()
     except ImportError:
         raise ImageError(INSTALL_HINT) from None
     # Archives hold values that break the standard's rules (text in numbers, odd UIDs):

@@ -42,6 +42,7 @@ import numpy as np
 
 from .errors import ImageError, MissingExtraError
 from .image_header import MAX_PIXELS
+from .readers import import_nibabel
 from .reasons import VOLUME_NOTE
 
 # `.hdr` is a NIfTI (or Analyze) pair: the header, with its voxels in the `.img` beside it.
@@ -68,7 +69,7 @@ class VolumeInfo:
 
 def _nibabel():
     try:
-        import nibabel
+        nibabel = import_nibabel()
     except ImportError:
         raise MissingExtraError("reading NIfTI volumes", "volumes") from None
     return nibabel

@@ -354,3 +354,18 @@ def test_classify_file_streams_a_long_volume_and_keeps_no_pixels(tmp_path: Path)
     assert len(results) == depth and all(result.image is None for result in results)
     # Before: every slice's network input was kept (400 x 77 KB = 31 MB) and the volume read whole.
     assert peak < 20 * 1024 * 1024, peak
+
+
+def test_nibabel_is_imported_without_pydicom_and_pydicom_still_imports_after_it():
+    """nibabel imports pydicom as it loads (0.2 s of its 0.5 s) for tools this project never
+    uses; runtime/readers.py holds pydicom back for that import, and DICOM still reads after."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from brain_tumor_edge.runtime.readers import import_nibabel, import_pydicom; "
+        "import_nibabel(); print('pydicom' in sys.modules); print(import_pydicom().__name__)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "pydicom"]
