@@ -62,6 +62,20 @@ def train_command(
     epochs: Annotated[int | None, typer.Option(min=1, help="Default: the architecture's recipe.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Default: the recipe's.")] = None,
     learning_rate: Annotated[float | None, typer.Option(min=0.0, help="Default: the recipe's.")] = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="A recipe field, FIELD=VALUE (train/recipe.py), e.g. --set early_size=0; repeatable.",
+        ),
+    ] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from this run's weights (a run folder or model.pt) instead of random "
+            "ones: a second stage. Its split, input and sources must be this run's."
+        ),
+    ] = None,
     val_fraction: Annotated[float, typer.Option(min=0.01, max=0.9)] = TrainConfig.val_fraction,
     seed: int = TrainConfig.seed,
     threads: Annotated[int, typer.Option(min=1)] = DEFAULT_THREADS,
@@ -82,9 +96,8 @@ def train_command(
     from .trainer import train
 
     if resume is not None:
-        config = _resumed_config(
-            resume, [data, mix, out, tumour_unknown, epochs, batch_size, learning_rate, max_images]
-        )
+        given = (data, mix, out, tumour_unknown, epochs, batch_size, learning_rate, max_images, init_from)
+        config = _resumed_config(resume, [*given, settings or None])
     else:
         if (data is None) == (mix is None):
             raise fail("give the training data: --data DIR or --mix FILE.toml (one of them)")
@@ -93,7 +106,7 @@ def train_command(
         if mix is not None and tumour_unknown is not None:
             raise fail("--tumour-unknown goes with --data; a mix lists such a folder as a source")
         try:
-            recipe = get_architecture(arch).recipe
+            recipe = get_architecture(arch).recipe.with_settings(settings or [])
             mixture = Mix.from_toml(mix) if mix is not None else None
         except (ValueError, MixError) as exc:
             raise fail(str(exc)) from None
@@ -113,6 +126,7 @@ def train_command(
             max_images=max_images,
             show_progress=not quiet and sys.stderr.isatty(),
             device=device,
+            init_from=init_from,
         )
     try:
         metrics = train(config, resume=resume is not None)

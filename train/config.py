@@ -39,6 +39,9 @@ class TrainConfig:
     max_images: int | None = None
     show_progress: bool = True
     device: str = "cpu"  # "cpu", "cuda", or "auto" (a GPU when there is one)
+    # Start from a finished run's weights instead of random ones (a second stage with its
+    # own recipe: a lower learning rate, another mix weighting). Its split must be this one.
+    init_from: Path | None = None
 
     def resolved_mix(self) -> Mix:
         if self.mix is not None:
@@ -70,7 +73,7 @@ class TrainConfig:
     def as_record(self) -> dict:
         """Plain values for the checkpoint and metrics files; `from_record` reads them back."""
         record = asdict(replace(self, mix=None, recipe=None, preprocess=None))
-        for key in ("data", "tumour_unknown"):
+        for key in ("data", "tumour_unknown", "init_from"):
             value = getattr(self, key)
             record[key] = None if value is None else str(Path(value).resolve())
             record[f"{key}_as_given"] = None if value is None else str(value)
@@ -104,4 +107,22 @@ class TrainConfig:
             max_images=split.max_images,
             show_progress=record["show_progress"],
             device=record["device"],
+            init_from=Path(record["init_from"]) if record.get("init_from") else None,
         )
+
+
+def split_differences(recorded: dict, current: dict) -> list[str]:
+    """What would put a recorded run's validation images into this run's training: a
+    different split setting, input definition or set of sources (weights may differ; they
+    change the draw, never the split)."""
+
+    def sources(record: dict) -> list[dict]:
+        return [
+            {k: v for k, v in source.items() if k != "weight" and not k.endswith("_as_given")}
+            for source in record["mix"]["sources"]
+        ]
+
+    differences = [key for key in ("split", "preprocess", "arch") if recorded.get(key) != current.get(key)]
+    if sources(recorded) != sources(current):
+        differences.append("mix sources")
+    return differences

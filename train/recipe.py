@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 from .augment import AugmentConfig
 
@@ -56,3 +56,26 @@ class Recipe:
     def early_epochs(self) -> int:
         """How many epochs train at `early_size` (none when progressive resizing is off)."""
         return int(self.epochs * self.early_fraction) if self.early_size else 0
+
+    def with_settings(self, settings: list[str]) -> Recipe:
+        """This recipe with `FIELD=VALUE` settings (bt-train --set), each value read as
+        its field's type; the augmentation is not settable this way."""
+        changes: dict[str, object] = {}
+        names = {f.name for f in fields(self)} - {"augment"}
+        for setting in settings:
+            name, sep, text = setting.partition("=")
+            name = name.strip()
+            if not sep or name not in names:
+                choices = ", ".join(sorted(names))
+                raise ValueError(f"--set {setting!r}: give FIELD=VALUE, FIELD one of {choices}")
+            default = getattr(self, name)
+            try:
+                if isinstance(default, bool):
+                    if text.lower() not in ("true", "false", "1", "0"):
+                        raise ValueError(text)
+                    changes[name] = text.lower() in ("true", "1")
+                else:
+                    changes[name] = type(default)(text)
+            except ValueError:
+                raise ValueError(f"--set {setting!r}: {text!r} is not a {type(default).__name__}") from None
+        return replace(self, **changes)

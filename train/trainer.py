@@ -39,8 +39,8 @@ from .architectures import get_architecture, parameter_count
 from .augment import AugmentConfig, augment_batch, build_augmentation
 from .balance import Balance, class_shares
 from .calibration import balanced_recall, fit_temperature, fit_type_bias
-from .checkpoint import CHECKPOINT_NAME, Checkpoint, save_checkpoint
-from .config import TrainConfig
+from .checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
+from .config import TrainConfig, split_differences
 from .data import DataError, ImageSet
 from .distributed import Ranks, unwrap
 from .hardware import Cpu, use_bf16
@@ -195,6 +195,22 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         ranks.stop()
 
 
+def _start_from(model: nn.Module, config: TrainConfig, class_names: tuple[str, ...]) -> str:
+    """Load a finished run's weights (config.init_from) into `model`; refused where that run's
+    validation images could be this run's training images."""
+    checkpoint = load_checkpoint(config.init_from)
+    differences = split_differences(checkpoint.train_config, config.as_record())
+    if tuple(checkpoint.class_names) != tuple(class_names):
+        differences.append("classes")
+    if differences:
+        raise DataError(
+            f"--init-from {config.init_from}: that run differs in {', '.join(differences)}, so its "
+            "validation images could be trained on here; start from random weights instead"
+        )
+    model.load_state_dict(checkpoint.state_dict)
+    return f"starting from {config.init_from} (epoch {checkpoint.epoch} of that run)"
+
+
 def _history_row(
     epoch: int, train_loss: float, train_acc: float, scores: dict, sources: dict, multi_source: bool
 ) -> dict:
@@ -292,7 +308,10 @@ def _train(
         "(patients, groups and exact and near twins kept on one side)"
     )
 
-    model = architecture.build(len(dataset.class_names)).to(device, memory_format=torch.channels_last)
+    model = architecture.build(len(dataset.class_names))
+    if config.init_from is not None and not resume:
+        say(_start_from(model, config, dataset.class_names))
+    model = model.to(device, memory_format=torch.channels_last)
     processes = f", {ranks.world} processes" if ranks.distributed else ""
     say(f"architecture {architecture.name}: {parameter_count(model):,} parameters, on {device}{processes}")
     model = ranks.wrap(model)
