@@ -27,7 +27,7 @@ import numpy as np
 
 from brain_tumor_edge.runtime.api import ImageResult, Settings, classify_folder, load_model
 from brain_tumor_edge.runtime.heatmap import upsample
-from brain_tumor_edge.runtime.screening import SHOWS_TUMOUR_PIXELS, negative_class, read_manifest
+from brain_tumor_edge.train.screening import SHOWS_TUMOUR_PIXELS, negative_class, read_manifest
 
 TOLERANCE = 8  # pixels on the slice
 BLUR_SIGMA = 8.0

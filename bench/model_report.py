@@ -51,7 +51,7 @@ from brain_tumor_edge.runtime.reasons import (
     kind_of,
     split_review,
 )
-from brain_tumor_edge.runtime.screening import (
+from brain_tumor_edge.train.screening import (
     describe,
     negative_class,
     screen_folder,

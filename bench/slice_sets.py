@@ -30,7 +30,9 @@ import numpy as np
 from cam_pointing import score_slice  # bench/ sibling
 
 from brain_tumor_edge.runtime.classify import Classification, Settings
-from brain_tumor_edge.runtime.screening import (
+from brain_tumor_edge.runtime.series import summarise
+from brain_tumor_edge.runtime.volumes import Volume
+from brain_tumor_edge.train.screening import (
     SHOWS_TUMOUR_PIXELS,
     SlicePart,
     brain_area,
@@ -38,8 +40,6 @@ from brain_tumor_edge.runtime.screening import (
     read_manifest,
     slice_figures,
 )
-from brain_tumor_edge.runtime.series import SeriesRule, summarise
-from brain_tumor_edge.runtime.volumes import Volume
 
 VERTEX_AREA = 0.05
 BRAIN_LEVELS_MM = (10.0, 100.0)
@@ -149,7 +149,7 @@ def volume_figures(model, folder: Path) -> dict:
     """Per sequence: slice-level figures at brain levels (healthy volumes) or on tumour and
     tumour-free slices (volumes with a segmentation), and the series verdicts."""
     negative = negative_class(model)
-    rule = SeriesRule.from_metadata(model.metadata.series)
+    rule = model.metadata.series_rule
     classification = Classification(model, Settings(maps=False))
     per_sequence: dict[str, dict] = defaultdict(
         lambda: {"results": [], "positive": [], "areas": [], "verdicts": []}

@@ -15,6 +15,7 @@ from importlib import import_module
 _API = (
     "Classifier",
     "ImageResult",
+    "RunOptions",
     "Settings",
     "classify_array",
     "classify_file",

@@ -17,11 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .classify import Classification, ImageResult, Settings, decode_array
+from .classify import Classification, Settings
 from .files import FolderWalk
+from .image_files import decode_array
 from .model import Classifier, default_model_path
-from .run import RunSummary, classify_to_csv  # noqa: F401 (the API's, re-exported)
-from .series import SeriesCollector, SeriesRule, SeriesSummary
+from .options import RunOptions  # noqa: F401 (the API's, re-exported)
+from .results import ImageResult
+from .run import classify_to_csv  # noqa: F401 (the API's, re-exported)
+from .series import SeriesCollector, SeriesSummary
+from .summary import RunSummary  # noqa: F401 (the API's, re-exported)
 
 
 def load_model(path: str | Path | None = None, threads: int | None = None) -> Classifier:
@@ -84,7 +88,7 @@ def classify_volume(
     path = Path(path)
     classification = _classification(model, settings)
     metadata = classification.classifier.metadata
-    collector = SeriesCollector(metadata.negative or "notumor", SeriesRule.from_metadata(metadata.series))
+    collector = SeriesCollector(metadata.negative, metadata.series_rule)
     results = classification.run(FolderWalk(path) if path.is_dir() else [path])
     for result in results:
         collector.add(result)

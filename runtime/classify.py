@@ -17,188 +17,37 @@ from pathlib import Path
 
 import numpy as np
 
-from .dicom import (
-    DICOM_SUFFIXES,
-    PREAMBLE_LENGTH,
-    NotAnImage,
-    looks_like_dicom,
-    read_dicom,
-)
-from .errors import ImageError, MissingExtraError
-from .files import Unlisted, open_regular, read_head, read_input
+from .errors import ImageError, MissingExtraError, short_error
+from .formats import decode
 from .library_warnings import collect
 from .model import Classifier
 from .outputs import ModelOutput
-from .preprocess import PreprocessConfig, decode_pages, resize_chw
-from .reasons import (
-    SEPARATOR,
-    confidence_reason,
-    image_reasons,
-    is_out_of_scope,
-    rule_out_reason,
-    scope_reason,
-)
-from .series import SlicePlace
-from .volumes import Volume, is_nifti
-
-
-@dataclass(frozen=True)
-class ImageResult:
-    """One CSV row: an image (or a DICOM frame) and what the model says of it."""
-
-    name: str  # the file's path; frames of a multi-frame DICOM add "#<frame>"
-    probabilities: np.ndarray | None  # None when the image could not be classified
-    error: str = ""
-    fields: dict[str, str] = field(default_factory=dict)  # --dicom-fields values
-    reasons: tuple[str, ...] = ()  # why a person should look (runtime/reasons.py)
-    scope: float | None = None  # the model's scope score, where it has one
-    cam: np.ndarray | None = None  # classes x h x w activation maps, where the model has them
-    class_names: tuple[str, ...] = ()
-    image: np.ndarray | None = None  # the 3 x S x S network input (for the review page)
-    place: SlicePlace | None = None  # its series and position there (volumes, DICOM series)
-
-    def __repr__(self) -> str:
-        """What a person wants to see when printing one: the CSV's cells, not the arrays."""
-        confidence = None if self.confidence is None else round(self.confidence, 4)
-        shown = f"name={self.name!r}, prediction={self.prediction!r}, confidence={confidence!r}"
-        for label, value in (("review", self.review), ("error", self.error)):
-            if value:
-                shown += f", {label}={value!r}"
-        return f"ImageResult({shown})"
-
-    @property
-    def out_of_scope(self) -> bool:
-        return is_out_of_scope(self.reasons)
-
-    @property
-    def review(self) -> str:
-        return SEPARATOR.join(self.reasons)
-
-    @property
-    def prediction(self) -> str:
-        """The class, or "" when failed or out of scope (not something the model knows)."""
-        if self.probabilities is None or self.out_of_scope:
-            return ""
-        return self.class_names[int(self.probabilities.argmax())]
-
-    @property
-    def confidence(self) -> float | None:
-        if self.probabilities is None or self.out_of_scope:
-            return None
-        return float(self.probabilities.max())
-
-
-@dataclass(frozen=True)
-class Item:
-    """One decoded image (or the reason there is none), waiting for the model."""
-
-    name: str
-    image: np.ndarray | None  # 3 x S x S uint8
-    error: str = ""
-    fields: dict[str, str] = field(default_factory=dict)
-    reasons: tuple[str, ...] = ()
-    place: SlicePlace | None = None
-
-
-@dataclass(frozen=True)
-class Decoded:
-    """What one file turned into: images (or errors) to classify, or a reason to skip it.
-
-    `items` is a list, or for a volume a generator read slab by slab as it is consumed
-    (its own errors become error rows: `_volume_items`)."""
-
-    items: list[Item] | Iterator[Item]
-    skipped: str = ""  # a DICOM object without pixels: counted, no row
-
-
-def _unreadable(path: Path, exc: OSError) -> str:
-    try:
-        broken = path.is_symlink() and not path.exists()
-    except OSError:  # the path itself cannot be looked at (a name too long): say why it failed
-        broken = False
-    reason = "broken link" if broken else exc.strerror
-    return f"unreadable file ({reason or type(exc).__name__})"
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def decode_array(image: np.ndarray, config: PreprocessConfig, name: str = "<array>") -> Item:
-    """A decoded HxWx3 uint8 image (in the model's channel order) -> an Item with its input checks."""
-    return Item(name, resize_chw(image, config), reasons=tuple(image_reasons(image)))
-
-
-def _volume_items(path: Path, config: PreprocessConfig) -> Iterator[Item]:
-    """One item per axial slice of a NIfTI volume (`path#z=K`), read lazily. A failure
-    part-way through becomes one error row naming the slice it stopped at."""
-    name = str(path)
-    with Volume(path) as volume:
-        info = volume.info()
-        done = -1
-        try:
-            for index, grey in volume.slices(info.window):
-                rgb = np.repeat(grey[:, :, None], 3, axis=2)
-                done = index
-                reasons = info.reasons + tuple(image_reasons(rgb))
-                place = SlicePlace(name, "axial", float(index))
-                yield Item(f"{name}#z={index}", resize_chw(rgb, config), reasons=reasons, place=place)
-        except Exception as exc:  # a truncated or corrupt volume: the rows so far stand
-            message = f"volume read failed at slice {done + 1} ({_short(exc)})"
-            yield Item(f"{name}#z={done + 1}", None, message)
-
-
-def _decode(path: Path, config: PreprocessConfig, dicom_fields: tuple[str, ...]) -> Decoded:
-    name = str(path)
-    if is_nifti(path):
-        items = _volume_items(path, config)
-        first = next(items)  # the header and the window are read here, inside the boundary
-        return Decoded(chain([first], items))
-    is_dicom = path.suffix.lower() in DICOM_SUFFIXES or looks_like_dicom(read_head(path, PREAMBLE_LENGTH))
-    if not is_dicom:
-        # Read bytes ourselves: cv2.imread cannot open non-ASCII paths on every platform.
-        pages = decode_pages(read_input(path), config.channel_order)  # a multi-page TIFF: each page
-        if len(pages) == 1:
-            return Decoded([decode_array(pages[0], config, name)])
-        return Decoded([decode_array(page, config, f"{name}#{index}") for index, page in enumerate(pages)])
-    with open_regular(path) as handle:
-        try:
-            dicom = read_dicom(handle, dicom_fields)
-        except NotAnImage as exc:
-            return Decoded([], skipped=str(exc))
-        items = []
-        for frame in dicom.frames():  # decoded one by one while the file is open
-            label = name if dicom.frame_count == 1 else f"{name}#{frame.index}"
-            if frame.pixels is None:
-                items.append(Item(label, None, frame.error, dicom.fields, place=dicom.place))
-                continue
-            rgb = np.repeat(frame.pixels[:, :, None], 3, axis=2)
-            reasons = (*dicom.reasons, *frame.reasons, *image_reasons(rgb))
-            items.append(Item(label, resize_chw(rgb, config), "", dicom.fields, reasons, dicom.place))
-    return Decoded(items)
+from .preprocess import PreprocessConfig
+from .reading import unreadable
+from .reasons import confidence_reason, is_out_of_scope, rule_out_reason, scope_reason
+from .results import Decoded, ImageResult, Item, Unlisted
 
 
 def decode_file(path: Path, config: PreprocessConfig, dicom_fields: tuple[str, ...] = ()) -> Decoded:
     """Any input file -> Decoded; never raises for a bad file (the per-file error boundary).
 
-    DICOM is recognised by content, or by a .dcm suffix. Whatever fails while reading,
-    parsing or decoding (any exception type, from any library) becomes an error row.
+    The format that claims the file decodes it (runtime/formats.py). Whatever fails while
+    reading, parsing or decoding (any exception type, from any library) becomes an error row.
     """
     if isinstance(path, Unlisted):
         return Decoded([Item(str(path), None, path.error)])
     try:
         with collect() as notes:  # the readers' warnings about this file (library_warnings.py)
-            decoded = _decode(path, config, dicom_fields)
+            decoded = decode(path, config, dicom_fields)
         return _with_notes(decoded, notes)
     except (ImageError, MissingExtraError) as exc:
         return Decoded([Item(str(path), None, str(exc))])
     except OSError as exc:
-        return Decoded([Item(str(path), None, _unreadable(path, exc))])
+        return Decoded([Item(str(path), None, unreadable(path, exc))])
     except MemoryError:
         return Decoded([Item(str(path), None, "not enough memory to decode")])
     except Exception as exc:  # a codec's own failure must not end the batch
-        return Decoded([Item(str(path), None, f"decode failed ({_short(exc)})")])
+        return Decoded([Item(str(path), None, f"decode failed ({short_error(exc)})")])
 
 
 def _with_notes(decoded: Decoded, notes: list[str]) -> Decoded:

@@ -58,15 +58,14 @@ def _top_level(folder: Path, recursive: bool, rules: WalkRules) -> tuple[list[st
                     folders.append(str(folder / name))
             except OSError:
                 continue
-    return folders, files, {"ignored": walk.ignored, "special": walk.special, "excluded": walk.excluded}
+    return folders, files, walk.counts()
 
 
 def _list_folder(row: dict, done: frozenset[str], rules: WalkRules) -> list[dict]:
     """flat_map: one sub-folder -> its input files, plus one row of counts."""
     walk = FolderWalk(Path(row["folder"]), rules=rules)
     rows = [{"path": str(p)} for p in walk if spreadsheet_safe(str(p)) not in done]
-    counts = {"ignored": walk.ignored, "special": walk.special, "excluded": walk.excluded}
-    return [*rows, {"path": COUNTS + json.dumps(counts)}]
+    return [*rows, {"path": COUNTS + json.dumps(walk.counts())}]
 
 
 class _ClassifyBatch:

@@ -13,19 +13,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
-from .classify import ImageResult
 from .errors import BrainTumorEdgeError
-from .files import Unlisted
 from .reasons import KINDS, kinds_in
+from .results import ImageResult, Unlisted, file_of, split_name
 
 # Spreadsheets run a cell that starts with one of these as a formula.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def file_of(cell: str) -> str:
-    """The file a path cell belongs to: "scan.dcm#12" (frame 12) or "brain.nii.gz#z=40" -> the file."""
-    base, hash_sign, frame = cell.rpartition("#")
-    return base if hash_sign and frame.removeprefix("z=").isdigit() else cell
 
 
 def sort_key(name: str) -> str:
@@ -34,11 +27,8 @@ def sort_key(name: str) -> str:
     The walk sorts each folder's names and descends depth-first, which is the order of the
     component tuples; NUL sorts below any character a name can hold.
     """
-    base, hash_sign, frame = name.rpartition("#")
-    number = frame.removeprefix("z=")  # a DICOM frame "#N" or a volume's slice "#z=K"
-    if not (hash_sign and number.isdigit()):
-        base, number = name, "0"
-    return "\x00".join(Path(base).parts) + f"\x01{int(number):09d}"
+    base, number = split_name(name)  # a DICOM frame "#N" or a volume's slice "#z=K"
+    return "\x00".join(Path(base).parts) + f"\x01{number or 0:09d}"
 
 
 class ReportError(BrainTumorEdgeError, ValueError):

@@ -22,15 +22,18 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
 from .errors import ImageError, install_hint
 from .image_header import MAX_PIXELS
+from .preprocess import PreprocessConfig, resize_chw
 from .readers import import_pydicom
-from .reasons import DICOM_NOTE
-from .series import SlicePlace
+from .reading import open_regular
+from .reasons import DICOM_NOTE, image_reasons
+from .results import Decoded, Item, SlicePlace, frame_name
 
 PREAMBLE_LENGTH = 132
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
@@ -79,6 +82,10 @@ SAFE_FIELDS = frozenset(
 
 class NotAnImage(Exception):
     """A DICOM object without pixels to classify (DICOMDIR, structured report, ...)."""
+
+
+def is_dicom_name(path: Path) -> bool:
+    return path.suffix.lower() in DICOM_SUFFIXES
 
 
 def looks_like_dicom(head: bytes) -> bool:
@@ -453,3 +460,38 @@ def _check_decoder(dataset) -> None:
     if not available:
         name = syntax.name if syntax.is_transfer_syntax else "an unknown transfer syntax"
         raise ImageError(f"DICOM pixel data not decodable: no decoder installed for {name}")
+
+
+def decode_dicom_file(path: Path, config: PreprocessConfig, dicom_fields: tuple[str, ...] = ()) -> Decoded:
+    """A DICOM file -> one item per frame ("#N" when there are several), decoded one by one
+    while the file is open; an object without pixels is skipped (counted, no row)."""
+    name = str(path)
+    with open_regular(path) as handle:
+        try:
+            dicom = read_dicom(handle, dicom_fields)
+        except NotAnImage as exc:
+            return Decoded([], skipped=str(exc))
+        items = []
+        for frame in dicom.frames():
+            label = name if dicom.frame_count == 1 else frame_name(name, frame.index)
+            if frame.pixels is None:
+                items.append(Item(label, None, frame.error, dicom.fields, place=dicom.place))
+                continue
+            rgb = np.repeat(frame.pixels[:, :, None], 3, axis=2)
+            reasons = (*dicom.reasons, *frame.reasons, *image_reasons(rgb))
+            items.append(Item(label, resize_chw(rgb, config), "", dicom.fields, reasons, dicom.place))
+    return Decoded(items)
+
+
+def dicom_image_from_bytes(data: bytes, channel_order: str = "RGB") -> np.ndarray:
+    """A single-frame DICOM's image at full resolution, HxWx3 uint8 (for training)."""
+    try:
+        dicom = read_dicom(data)
+    except NotAnImage as exc:
+        raise ImageError(f"no image to train on ({exc})") from None
+    if dicom.frame_count != 1:
+        raise ImageError(f"{dicom.frame_count} frames: extract them as images to train on")
+    frame = next(dicom.frames())
+    if frame.pixels is None:
+        raise ImageError(frame.error)
+    return np.repeat(frame.pixels[:, :, None], 3, axis=2)  # grey: the same in either channel order

@@ -32,6 +32,12 @@ class Terminated(KeyboardInterrupt):
     Ctrl-C does: finished rows kept, locks released, a message."""
 
 
+def short_error(exc: BaseException) -> str:
+    """An exception in a few words for an error cell: its type and its message's first line."""
+    text = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def install_hint(extra: str) -> str:
     """The one spelling of an install hint: by the package's name, so it works from any folder
     (`'.[train]'` works only inside a checkout)."""

@@ -1,15 +1,12 @@
-"""Which files in a folder are inputs, in a stable order, and reading them safely.
+"""Which files in a folder are inputs, in a stable order.
 
 The walk leaves out system clutter (`DEFAULT_EXCLUDES`, plus `--exclude` globs) and the
 run's own outputs (`WalkRules`). It opens regular files only (or links to them): FIFOs,
 sockets and device nodes are counted and never read, because opening a FIFO blocks until
-someone writes to it.
+someone writes to it. Which files are inputs is the formats' say (runtime/formats.py).
 Each real directory (device, inode) is walked once, so a link back to an ancestor ends
 instead of looping, and a folder reached by two routes is not classified twice. Links to
 folders outside the root are followed, once each.
-
-Reads are bounded: `read_input` refuses a file larger than its cap before reading it
-whole, and re-checks the file it actually opened (it may have changed since the listing).
 """
 
 from __future__ import annotations
@@ -22,20 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
 
-from .dicom import DICOM_SUFFIXES, PREAMBLE_LENGTH, looks_like_dicom
-from .errors import ImageError
-from .volumes import is_nifti
-
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
-)
-# Ordinary image files above this are refused unread: a 8000 x 8000 pixel slice (the
-# decoder's own cap, MAX_PIXELS) compresses far below it. DICOM has its own cap, from the
-# size its header declares (runtime/dicom.py).
-MAX_IMAGE_BYTES = 128 * 1024 * 1024
-
+from .formats import is_input_file
+from .results import Unlisted
 
 # System clutter that is never a scan: macOS resource forks and archive folders, Windows'
 # recycle bin and volume folders, NAS thumbnail folders, desktop trash. Matched (without
@@ -48,70 +34,6 @@ DEFAULT_EXCLUDES = (
     ".Trash*",
     "System Volume Information",
 )
-
-
-def is_input_file(path: Path) -> bool:
-    """Images by extension; DICOM by content whatever the name (.dcm, none, a UID such as
-    1.2.840.113619..., Siemens .IMA, .MR: writers name them as they like); NIfTI by name."""
-    suffix = path.suffix.lower()
-    if suffix in IMAGE_EXTENSIONS or suffix in DICOM_SUFFIXES or is_nifti(path):
-        return True
-    try:
-        return looks_like_dicom(read_head(path, PREAMBLE_LENGTH))
-    except (OSError, ImageError):
-        return False
-
-
-def _open_regular(path: Path) -> int:
-    """A file descriptor for a regular file; never blocks on a FIFO or device."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise ImageError("not a regular file")
-    except BaseException:
-        os.close(descriptor)
-        raise
-    return descriptor
-
-
-def open_regular(path: Path) -> BinaryIO:
-    """A regular file opened for reading (never a FIFO or device), as a binary file object."""
-    return os.fdopen(_open_regular(path), "rb")
-
-
-def read_head(path: Path, size: int) -> bytes:
-    with open_regular(path) as handle:
-        return handle.read(size)
-
-
-def read_input(path: Path, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
-    """The whole file, if it is a regular file of at most `max_bytes`; else ImageError/OSError."""
-    descriptor = _open_regular(path)
-    with os.fdopen(descriptor, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size > max_bytes:
-            raise ImageError(f"file too large ({size / 2**20:.0f} MiB, limit {max_bytes / 2**20:.0f} MiB)")
-        data = handle.read(max_bytes + 1)
-    if len(data) > max_bytes:  # grew while we read it
-        raise ImageError("file changed while it was read")
-    return data
-
-
-class Unlisted(type(Path())):  # type: ignore[misc]  # a concrete Path class, as Path() makes
-    """A folder the walk could not list: it becomes one error row, never silence."""
-
-    reason = ""
-    ERROR = "folder not listed"  # how its row's error begins (a retry re-walks such folders)
-
-    @property
-    def error(self) -> str:
-        return f"{self.ERROR} ({self.reason}): its files were not classified"
-
-    @classmethod
-    def of(cls, folder: Path, exc: OSError) -> Unlisted:
-        entry = cls(folder)
-        entry.reason = exc.strerror or type(exc).__name__
-        return entry
 
 
 @dataclass(frozen=True)  # cached_property needs the instance dict: no slots
@@ -187,6 +109,10 @@ class FolderWalk:
         self.ignored = self.special = self.excluded = 0
         self._seen = set()
         return self._walk(self.folder)
+
+    def counts(self) -> dict[str, int]:
+        """What this walk passed over, by kind (summary.PassedOver adds them up)."""
+        return {"ignored": self.ignored, "special": self.special, "excluded": self.excluded}
 
     def _walk(self, root: Path) -> Iterator[Path]:
         """Depth-first with a stack of open folder listings, not recursion: a tree 1,000

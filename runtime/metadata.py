@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from .errors import ModelError
 from .metrics import UNCALIBRATED
 from .preprocess import PreprocessConfig
+from .series import SeriesRule
 
 _PREFIX = "bt."
+# The "no tumour" class of models exported before they named it: their training used it.
+LEGACY_NEGATIVE = "notumor"
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,14 @@ class ModelMetadata:
     series: dict = field(default_factory=dict)
 
     @property
-    def negative(self) -> str | None:
-        """The "no tumour" class, or None for a model that does not say."""
-        return self.negative_class or self.rule_out.get("class") or None
+    def negative(self) -> str:
+        """The "no tumour" class (older models' rule-out record names it, the oldest neither)."""
+        return self.negative_class or self.rule_out.get("class") or LEGACY_NEGATIVE
+
+    @property
+    def series_rule(self) -> SeriesRule:
+        """The per-series verdict rule chosen at export (its defaults for a model without one)."""
+        return SeriesRule.from_metadata(self.series)
 
     @property
     def scope_limit(self) -> float | None:

@@ -33,12 +33,12 @@ import cv2
 import numpy as np
 
 from .atomic import write_text_atomically
-from .classify import ImageResult
 from .csv_report import spreadsheet_safe
 from .heatmap import normalised, upsample
 from .metadata import ModelMetadata
 from .reasons import is_blank, is_out_of_scope, split_review
-from .series import SeriesCollector, SeriesRule, SeriesSummary, SlicePlace
+from .results import ImageResult, SlicePlace
+from .series import SeriesCollector, SeriesRule, SeriesSummary
 
 SIDECAR = "rows.json"  # this folder's thumbnails and series places, and the CSV they belong to
 
@@ -320,7 +320,7 @@ class ReviewPage:
                 "metrics": self.metadata.metrics,
             },
         }
-        summary["negative"] = self.metadata.negative or ""
+        summary["negative"] = self.metadata.negative
         series_rows = [asdict(item) for item in series]
         data = json.dumps(
             {"summary": summary, "rows": self.rows, "classes": list(self.class_names), "series": series_rows}

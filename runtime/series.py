@@ -24,16 +24,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .atomic import write_atomically
 from .reasons import DICOM_NOTE, VOLUME_NOTE, kind_of
+from .results import ImageResult, file_of
 
 # Notes on how a slice was read: they leave its class as evidence for the verdict.
 READING_NOTES = (VOLUME_NOTE, DICOM_NOTE)
-
-if TYPE_CHECKING:
-    from .classify import ImageResult
 
 TUMOUR_LIKELY = "tumour likely"
 NO_TUMOUR_FOUND = "no tumour found"
@@ -54,17 +51,6 @@ SERIES_COLUMNS = (
     "strongest_probability",
     "verdict",
 )
-
-
-@dataclass(frozen=True)
-class SlicePlace:
-    """Where a slice lies: its series (a UID or a file path, never anything identifying),
-    its plane and its position along the slice normal (mm; or an instance number)."""
-
-    series: str
-    plane: str
-    position: float
-    description: str = ""  # DICOM SeriesDescription (what the scanner called it: "AX FLAIR")
 
 
 @dataclass(frozen=True)
@@ -158,7 +144,7 @@ def summarise(
             (p, n) for p, n in zip(best.probabilities, best.class_names, strict=True) if n != negative
         ]  # type: ignore[arg-type]
         strongest_class = max(tumour_classes)[1]
-    first_file = _file_of(ordered[0].name) if ordered else ""
+    first_file = file_of(ordered[0].name) if ordered else ""
     return SeriesSummary(
         series,
         str(Path(first_file).parent) if first_file else "",
@@ -174,12 +160,6 @@ def summarise(
         strongest[0] if strongest else None,
         verdict,
     )
-
-
-def _file_of(name: str) -> str:
-    """A slice's file: a volume's slice is named "path#z=K"."""
-    base, mark, number = name.rpartition("#z=")
-    return base if mark and number.isdigit() else name
 
 
 class SeriesCollector:

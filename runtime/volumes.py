@@ -36,14 +36,17 @@ import weakref
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageError, MissingExtraError
+from .errors import ImageError, MissingExtraError, short_error
 from .image_header import MAX_PIXELS
+from .preprocess import PreprocessConfig, resize_chw
 from .readers import import_nibabel
-from .reasons import VOLUME_NOTE
+from .reasons import VOLUME_NOTE, image_reasons
+from .results import Decoded, Item, SlicePlace, slice_name
 
 # `.hdr` is a NIfTI (or Analyze) pair: the header, with its voxels in the `.img` beside it.
 NIFTI_SUFFIXES = (".nii", ".nii.gz", ".hdr")
@@ -296,3 +299,30 @@ def to_display(values: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     low, high = window
     scaled = (values - low) * (255.0 / max(high - low, 1e-12))
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def decode_volume_file(path: Path, config: PreprocessConfig, dicom_fields: tuple[str, ...] = ()) -> Decoded:
+    """A NIfTI volume -> one item per axial slice ("#z=K"), read slab by slab as they are
+    consumed. The header and the window are read here (the first slice is taken now), so
+    a file that is no volume fails inside the caller's error boundary."""
+    items = _slice_items(path, config)
+    first = next(items)
+    return Decoded(chain([first], items))
+
+
+def _slice_items(path: Path, config: PreprocessConfig) -> Iterator[Item]:
+    """A failure part-way through becomes one error row naming the slice it stopped at."""
+    name = str(path)
+    with Volume(path) as volume:
+        info = volume.info()
+        done = -1
+        try:
+            for index, grey in volume.slices(info.window):
+                rgb = np.repeat(grey[:, :, None], 3, axis=2)
+                done = index
+                reasons = info.reasons + tuple(image_reasons(rgb))
+                place = SlicePlace(name, "axial", float(index))
+                yield Item(slice_name(name, index), resize_chw(rgb, config), reasons=reasons, place=place)
+        except Exception as exc:  # a truncated or corrupt volume: the rows so far stand
+            message = f"volume read failed at slice {done + 1} ({short_error(exc)})"
+            yield Item(slice_name(name, done + 1), None, message)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime.errors import ImageError
-from ..runtime.files import read_input
-from ..runtime.preprocess import decode_image
+from ..runtime.formats import image_from_bytes
+from ..runtime.reading import read_input
 from .data import LabelledFiles, scan_labelled_folder
 from .twins import near_pairs, perceptual_hash
 
@@ -39,7 +39,7 @@ def fingerprint(files: LabelledFiles, threads: int = 2) -> Fingerprints:
             return f"unreadable:{path}", 0, f"{path}: {reason}"
         digest = hashlib.sha256(data).hexdigest()
         try:
-            return digest, perceptual_hash(decode_image(data)), ""
+            return digest, perceptual_hash(image_from_bytes(path, data)), ""
         except ImageError:
             return digest, 0, ""
 

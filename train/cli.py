@@ -176,7 +176,7 @@ def _screen(model: Path | None, positive: Path | None, healthy: Path | None, out
     """bt-evaluate --positive/--healthy: screening figures of an exported model (runtime only)."""
     from ..runtime.errors import ModelError
     from ..runtime.model import Classifier, default_model_path
-    from ..runtime.screening import describe, screen_folder
+    from .screening import describe, screen_folder
 
     try:
         classifier = Classifier(model or default_model_path())

@@ -16,10 +16,13 @@ import numpy as np
 from rich.progress import Progress
 
 from ..runtime.errors import ImageError
-from ..runtime.files import iter_image_files, read_input
-from ..runtime.preprocess import PreprocessConfig, decode_image, resize_chw
+from ..runtime.files import iter_image_files
+from ..runtime.formats import image_from_bytes
+from ..runtime.preprocess import PreprocessConfig, resize_chw
+from ..runtime.reading import read_input
+from .entries import list_entries
 from .mirror import build_mirrored
-from .mix import TUMOUR, Mix, MixError, list_entries
+from .mix import TUMOUR, Mix, MixError
 from .targets import TUMOUR_UNKNOWN
 from .twins import perceptual_hash
 
@@ -209,7 +212,7 @@ def _read_one(
         return None, "", 0, f"{path}: {reason}"
     digest = hashlib.sha256(data).hexdigest()
     try:
-        decoded = decode_image(data, config.channel_order)
+        decoded = image_from_bytes(path, data, config.channel_order)
         if mirror_mask is not None:
             decoded = build_mirrored(decoded, mirror_mask, midline)
             digest = hashlib.sha256(data + b"#mirrored").hexdigest()  # not the source file's twin

@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brain_tumor_edge.runtime.classify import ImageResult
 from brain_tumor_edge.runtime.csv_report import CsvReport, csv_columns, partial_path, spreadsheet_safe
+from brain_tumor_edge.runtime.results import ImageResult
 
 CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
 

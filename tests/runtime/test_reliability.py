@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from brain_tumor_edge.runtime import files
+from brain_tumor_edge.runtime import files, reading
 from brain_tumor_edge.runtime.classify import decode_file
 from brain_tumor_edge.runtime.cli import app
 from brain_tumor_edge.runtime.model import Classifier, default_model_path
@@ -161,7 +161,7 @@ def test_unreadable_file_reason_is_reported(tmp_path: Path, monkeypatch):
     def denied(path):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(files, "_open_regular", denied)
+    monkeypatch.setattr(reading, "_open_regular", denied)
     image, error = decode_one(path)
     assert image is None and error == "unreadable file (Permission denied)"
 

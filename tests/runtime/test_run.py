@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from brain_tumor_edge.runtime import files
+from brain_tumor_edge.runtime import files, reading
 from brain_tumor_edge.runtime.cli import app
 from tests.conftest import as_nobody, sample_files
 
@@ -118,7 +118,7 @@ def test_retry_errors_redoes_only_the_failed_rows_in_place(tmp_path: Path, monke
     read are classified on --retry-errors; every other row stays byte for byte, in walk order."""
     folder = folder_of(tmp_path / "share")
     blocked = folder / "b" / "0.jpg"
-    real_listdir, real_open = os.listdir, files._open_regular
+    real_listdir, real_open = os.listdir, reading._open_regular
 
     def dropped(path):
         if Path(path).name == "a":
@@ -134,7 +134,7 @@ def test_retry_errors_redoes_only_the_failed_rows_in_place(tmp_path: Path, monke
     assert runner.invoke(app, [str(folder), "--csv", str(out)]).exit_code == 0
     clean = rows_of(out)
     monkeypatch.setattr(files.os, "listdir", dropped)
-    monkeypatch.setattr(files, "_open_regular", unreadable)
+    monkeypatch.setattr(reading, "_open_regular", unreadable)
     failed = runner.invoke(app, [str(folder), "--csv", str(out), "--overwrite"])
     assert failed.exit_code == 1
     before = rows_of(out)

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from brain_tumor_edge.runtime.classify import Classification, ImageResult, Settings
+from brain_tumor_edge.runtime.classify import Classification, Settings
 from brain_tumor_edge.runtime.cli import app
+from brain_tumor_edge.runtime.results import ImageResult, SlicePlace
 from brain_tumor_edge.runtime.series import (
     NO_TUMOUR_FOUND,
     REVIEW,
     TUMOUR_LIKELY,
     SeriesRule,
-    SlicePlace,
     summarise,
 )
 from tests.conftest import REPO, sample_files

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from brain_tumor_edge.train.data import files_from_mix
-from brain_tumor_edge.train.mix import TUMOUR, Mix, MixError, list_entries
+from brain_tumor_edge.train.entries import list_entries
+from brain_tumor_edge.train.mix import TUMOUR, Mix, MixError
 from brain_tumor_edge.train.targets import TUMOUR_UNKNOWN
 from tests.conftest import REPO
 

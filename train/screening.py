@@ -1,5 +1,6 @@
 """Screening figures on folders without class labels: tumour-positive, healthy, or a
-patient collection whose slices say how much tumour they show.
+patient collection whose slices say how much tumour they show. Development figures
+(bt-evaluate, bench/): they need only the runtime, never torch.
 
 A clinician's question about a folder of images that all show a tumour (of unrecorded
 type) is "how many would the tool have missed?"; about a healthy series it is "how many
@@ -29,11 +30,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .api import ImageResult, Settings, classify_folder
-from .metrics import auroc
-from .model import Classifier
+from ..runtime.api import ImageResult, Settings, classify_folder
+from ..runtime.metrics import auroc
+from ..runtime.model import Classifier
 
-NEGATIVE = "notumor"  # for models whose metadata names no negative class (no rule-out level)
 # A slice "shows the tumour" from this many expert-mask pixels (as the data's README says).
 SHOWS_TUMOUR_PIXELS = 300
 AREA_LEVEL = 20  # grey level (of 255) above which a pixel counts as head or brain
@@ -41,7 +41,7 @@ AREA_LEVEL = 20  # grey level (of 255) above which a pixel counts as head or bra
 
 def negative_class(model: Classifier) -> str:
     """The class that means "no tumour", as the model's metadata names it."""
-    return model.metadata.negative or NEGATIVE
+    return model.metadata.negative
 
 
 def outcome(result: ImageResult, negative: str, positive: bool) -> str:

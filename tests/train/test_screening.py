@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from brain_tumor_edge import load_model
-from brain_tumor_edge.runtime.classify import ImageResult
-from brain_tumor_edge.runtime.screening import outcome, screen_folder, screen_slices
+from brain_tumor_edge.runtime.results import ImageResult
+from brain_tumor_edge.train.screening import outcome, screen_folder, screen_slices
 from tests.conftest import sample_files
 
 CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
