@@ -1,6 +1,6 @@
 """Run every command the documents show, in order, as a newcomer would paste them.
 
-    .venv/bin/python bench/run_docs.py [--compact-run runs/bundle] [--keep]
+    .venv/bin/python bench/run_docs.py [--compact-run RUN_DIR] [--keep]
 
 The commands come from the `bash` blocks of README.md, docs/*.md,
 runtime/models/MODEL_CARD.md and runtime/models/README.md. They run in a scratch copy of
@@ -17,9 +17,10 @@ with `../shared` beside it and this venv's scripts on PATH. What is changed, and
   the real gate);
 - commands that copy into `runtime/models/` (shipping a model) run last, so no later
   command reads a one-epoch model in the bundled model's place;
-- with `--compact-run DIR`, `runs/compact` is that finished run and its training command
-  is not repeated, so the export after it meets the real parity gate (a one-epoch model
-  sits on ties that int8 flips, and the gate rightly refuses it);
+- `runs/compact` is a finished compact run and its training command is not repeated, so
+  the export after it meets the real parity gate (a one-epoch model sits on ties that int8
+  flips, and the gate rightly refuses it): by default the bundled checkpoint
+  (`runtime/models/default.pt`, itself a finished compact run), or `--compact-run DIR`;
 - not run: installs (this venv has every extra), the usage synopsis, commands that name a
   place only the reader has (FOLDER, /media/cdrom, /mnt/..., HEAD_IP, a GPU node, a
   second machine, an older model from git history), `ray start`, the 10-minute benchmark
@@ -119,7 +120,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--compact-run", type=Path, default=None, help="a finished compact run for runs/compact"
+        "--compact-run",
+        type=Path,
+        default=None,
+        help="a finished compact run for runs/compact (default: the bundled checkpoint)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy")
     args = parser.parse_args()
@@ -129,15 +133,19 @@ def main() -> None:
     ignore = shutil.ignore_patterns(".venv", "runs", ".git", "__pycache__", "*.csv", "report", "out")
     shutil.copytree(REPO, copy, ignore=ignore)
     (scratch / "shared").symlink_to((REPO.parent / "shared").resolve())
+    (copy / "runs").mkdir()
     if args.compact_run:
-        (copy / "runs").mkdir()
         (copy / "runs" / "compact").symlink_to(args.compact_run.resolve())
+    else:  # the bundled checkpoint is a finished compact run
+        (copy / "runs" / "compact").mkdir()
+        shutil.copy(REPO / "runtime" / "models" / "default.pt", copy / "runs" / "compact" / "model.pt")
+    compact_run = args.compact_run or Path("runtime/models/default.pt")
     environment = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     failed = 0
     listed = [(document, command) for document in DOCUMENTS for command in commands(REPO / document)]
     ordered = [pair for pair in listed if not ships(pair[1])] + [pair for pair in listed if ships(pair[1])]
     for document, command in ordered:
-        reason = why_not_run(command, args.compact_run)
+        reason = why_not_run(command, compact_run)
         if reason:
             print(f"skip  {document}: {command[:90]} ({reason})")
             continue

@@ -21,6 +21,45 @@ MIN_CALIBRATION_BATCH = QuantizationConfig().calibration_batch
 FEW_CALIBRATION_IMAGES = 200
 
 
+# The longer options' declarations, named here so the command reads as its list of flags.
+FineMapsOption = Annotated[
+    bool,
+    typer.Option(
+        help="Activation maps at twice the resolution (the last stage evaluated densely). "
+        "They point more precisely, but onnxruntime computes them on every call: about 3.7x "
+        "slower classification (docs/export.md).",
+    ),
+]
+MinAgreementOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0.5,
+        max=1.0,
+        help="Accept an int8 model whose top-1 agreement with fp32 is at least this (default "
+        f"{DEFAULTS.thresholds.int8_min_agreement}). Lowering it is a risk you take: it is "
+        "recorded in the parity report and the model's metadata.",
+    ),
+]
+MinScopeAgreementOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0.5,
+        max=1.0,
+        help="Accept an int8 model whose out-of-scope flags agree with fp32's on at least this "
+        f"share of the check images (default {DEFAULTS.thresholds.int8_min_scope_agreement}); "
+        "recorded like --min-agreement.",
+    ),
+]
+SeriesMinRunOption = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Consecutive tumour slices (a tumour class, no review reason) for a series verdict "
+        "'tumour likely' (runtime/series.py; carried in the model's metadata).",
+    ),
+]
+
+
 @app.command()
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="Run directory or .pt checkpoint.")],
@@ -44,42 +83,10 @@ def export(
     rule_out: Annotated[
         bool, typer.Option(help="Fit the rule-out level for 'no tumour' answers (needs the training folder).")
     ] = True,
-    fine_maps: Annotated[
-        bool,
-        typer.Option(
-            help="Activation maps at twice the resolution (the last stage evaluated densely). "
-            "They point more precisely, but onnxruntime computes them on every call: about 3.7x "
-            "slower classification (docs/export.md).",
-        ),
-    ] = DEFAULTS.fine_maps,
-    min_agreement: Annotated[
-        float | None,
-        typer.Option(
-            min=0.5,
-            max=1.0,
-            help="Accept an int8 model whose top-1 agreement with fp32 is at least this (default "
-            f"{DEFAULTS.thresholds.int8_min_agreement}). Lowering it is a risk you take: it is "
-            "recorded in the parity report and the model's metadata.",
-        ),
-    ] = None,
-    min_scope_agreement: Annotated[
-        float | None,
-        typer.Option(
-            min=0.5,
-            max=1.0,
-            help="Accept an int8 model whose out-of-scope flags agree with fp32's on at least this "
-            f"share of the check images (default {DEFAULTS.thresholds.int8_min_scope_agreement}); "
-            "recorded like --min-agreement.",
-        ),
-    ] = None,
-    series_min_run: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Consecutive tumour slices (a tumour class, no review reason) for a series verdict "
-            "'tumour likely' (runtime/series.py; carried in the model's metadata).",
-        ),
-    ] = DEFAULTS.series.min_run,
+    fine_maps: FineMapsOption = DEFAULTS.fine_maps,
+    min_agreement: MinAgreementOption = None,
+    min_scope_agreement: MinScopeAgreementOption = None,
+    series_min_run: SeriesMinRunOption = DEFAULTS.series.min_run,
     threads: Annotated[int, typer.Option(min=1)] = DEFAULTS.threads,
     version: VersionOption = False,
 ) -> None:
@@ -87,16 +94,11 @@ def export(
     missing = [m for m in ("torch", "onnx") if not importlib.util.find_spec(m)]
     if missing:
         raise fail(f"{', '.join(missing)} not installed; export needs the extra: {install_hint('train')}")
-    if quantize and calibration_images < MIN_CALIBRATION_BATCH:
-        raise fail(
-            f"--calibration-images {calibration_images} is less than one calibration batch "
-            f"({MIN_CALIBRATION_BATCH}); use a few hundred"
-        )
-    if quantize and calibration_images < FEW_CALIBRATION_IMAGES:
-        say(f"warning: {calibration_images} calibration images is few; int8 accuracy may vary (use 500+)")
+    _check_calibration(quantize, calibration_images)
     from ..train.data import DataError
     from .pipeline import ExportError, run_export
 
+    overrides = {"int8_min_agreement": min_agreement, "int8_min_scope_agreement": min_scope_agreement}
     config = ExportConfig(
         checkpoint=checkpoint,
         out=out,
@@ -109,17 +111,7 @@ def export(
         rule_out=DEFAULTS.rule_out if rule_out else None,
         fine_maps=fine_maps,
         series=replace(DEFAULTS.series, min_run=series_min_run),
-        thresholds=replace(
-            DEFAULTS.thresholds,
-            **{
-                name: value
-                for name, value in (
-                    ("int8_min_agreement", min_agreement),
-                    ("int8_min_scope_agreement", min_scope_agreement),
-                )
-                if value is not None
-            },
-        ),
+        thresholds=replace(DEFAULTS.thresholds, **{k: v for k, v in overrides.items() if v is not None}),
         threads=threads,
         show_progress=sys.stderr.isatty(),
     )
@@ -127,10 +119,25 @@ def export(
         result = run_export(config)
     except (ExportError, DataError) as exc:
         raise fail(str(exc)) from None
+    _report(result, config)
+
+
+def _check_calibration(quantize: bool, calibration_images: int) -> None:
+    if quantize and calibration_images < MIN_CALIBRATION_BATCH:
+        raise fail(
+            f"--calibration-images {calibration_images} is less than one calibration batch "
+            f"({MIN_CALIBRATION_BATCH}); use a few hundred"
+        )
+    if quantize and calibration_images < FEW_CALIBRATION_IMAGES:
+        say(f"warning: {calibration_images} calibration images is few; int8 accuracy may vary (use 500+)")
+
+
+def _report(result, config: ExportConfig) -> None:
+    """What was measured and written; a failed gate fails the command, naming what would pass."""
     typer.echo(result.parity.table())
     sizes = ", ".join(f"{k.removesuffix('_bytes')} {v / 1e6:.2f} MB" for k, v in result.sizes.items())
     speed = ", ".join(f"{k} {v:.0f} img/s" for k, v in result.images_per_second.items())
-    typer.echo(f"sizes: {sizes}; model-only throughput ({threads} threads): {speed}")
+    typer.echo(f"sizes: {sizes}; model-only throughput ({config.threads} threads): {speed}")
     typer.echo(f"parity report: {result.parity_path}")
     changed = config.thresholds.changed()
     if changed:

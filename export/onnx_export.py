@@ -21,15 +21,15 @@ from torch import nn
 from ..runtime.integrity import CHECKSUM_KEY, PLACEHOLDER, seal_file
 from ..runtime.metadata import ModelMetadata
 from ..runtime.outputs import CAM, PROBABILITIES, SCOPE
+from ..train.architectures import Network
 from .scope import ScopeFit
 
 INPUT_NAME = "image"
 
 
-def has_maps(network: nn.Module) -> bool:
+def has_maps(network: Network) -> bool:
     """True for networks whose classifier reads globally pooled spatial maps."""
-    with torch.no_grad():
-        return network.feature_maps(torch.zeros(1, 3, 32, 32)) is not None
+    return network.spatial
 
 
 class ExportHead(nn.Module):
@@ -37,7 +37,7 @@ class ExportHead(nn.Module):
 
     def __init__(
         self,
-        network: nn.Module,
+        network: Network,
         temperature: float,
         scope: ScopeFit | None,
         maps: bool,
@@ -47,7 +47,7 @@ class ExportHead(nn.Module):
         self.network = network
         self.temperature = temperature
         self.maps = maps
-        self.fine_maps = maps and fine_maps and hasattr(network, "fine_feature_maps")
+        self.fine_maps = maps and fine_maps and network.fine_maps
         self.with_scope = scope is not None
         if scope is not None:
             self.register_buffer("whitening", torch.from_numpy(scope.whitening))
@@ -57,11 +57,8 @@ class ExportHead(nn.Module):
         return [PROBABILITIES] + ([SCOPE] if self.with_scope else []) + ([CAM] if self.maps else [])
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if self.maps:
-            maps = self.network.feature_maps(image)
-            features = maps.mean(dim=(2, 3))
-        else:
-            features = self.network.features(image)
+        maps = self.network.forward_features(image)
+        features = self.network.forward_head(maps, pre_logits=True)
         logits = self.network.classifier(features)
         outputs = [torch.softmax(logits / self.temperature, dim=1)]
         if self.with_scope:

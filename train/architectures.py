@@ -3,15 +3,16 @@
 Each entry carries its whole input definition (a `PreprocessConfig`, as timm's per-model
 `_cfg()` does) and its training recipe, so the input size is written once, here.
 
-Every network exposes the same three parts, which export builds its extra outputs from:
-`feature_maps(x)` (the last spatial maps, or None where the head is not spatial),
-`features(x)` (the vector the classifier reads) and `classifier` (a Linear layer).
+Every network implements `Network` (timm's split of a forward pass): `forward_features`
+and `forward_head`, with `pre_logits=True` giving the vector the classifier reads. Export
+builds its extra outputs (scope score, activation maps) from these parts and nothing else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -20,6 +21,30 @@ from torch.nn import functional
 from ..runtime.preprocess import PreprocessConfig
 from .augment import AugmentConfig
 from .recipe import Recipe
+
+
+@runtime_checkable
+class Network(Protocol):
+    """What every architecture offers, and all that training and export ask of one."""
+
+    classifier: nn.Linear  # logits from the pre-logits vector (softmax is in the loss and the graph)
+    # True where `forward_features` gives spatial maps that the head only pools: then the
+    # classifier is linear in them, and class-activation maps are exact.
+    spatial: bool
+    # True where `fine_feature_maps` gives the maps at twice the resolution, same weights.
+    fine_maps: bool
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last features before the head: N x C x H x W maps where `spatial`."""
+        ...
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Features -> logits, or with `pre_logits` the vector the classifier reads."""
+        ...
+
+    def fine_feature_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """Where `fine_maps`: the spatial maps at twice the resolution."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -51,14 +76,21 @@ class PaperCNN(nn.Module):
         self.dropout = nn.Dropout(0.5)
         self.classifier = nn.Linear(512, num_classes)  # logits; softmax is in loss and graph
 
-    def feature_maps(self, x: torch.Tensor) -> None:
-        return None  # flatten + dense: no class-activation maps
+    spatial = False  # flatten + dense: no class-activation maps
+    fine_maps = False
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dense(self.body(x))
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)  # flattened: the dense layer reads every position
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        vector = self.dense(features)
+        return vector if pre_logits else self.classifier(self.dropout(vector))
+
+    def fine_feature_maps(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("the paper's network has no spatial maps")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(self.features(x)))
+        return self.forward_head(self.forward_features(x))
 
 
 def _conv_bn(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -108,14 +140,18 @@ class CompactResNet(nn.Module):
         self.dropout = nn.Dropout(0.2)
         self.classifier = nn.Linear(192, num_classes)
 
-    def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
+    spatial = True
+    fine_maps = True
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x).mean(dim=(2, 3))
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        vector = features.mean(dim=(2, 3))  # global average pooling
+        return vector if pre_logits else self.classifier(self.dropout(vector))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(self.features(x)))
+        return self.forward_head(self.forward_features(x))
 
     def fine_feature_maps(self, x: torch.Tensor) -> torch.Tensor:
         """The last feature maps at twice the resolution (20 x 20 for a 160 input), same weights.
@@ -123,7 +159,7 @@ class CompactResNet(nn.Module):
         The last stage is evaluated at every position of its input instead of every other
         one: its strided conv at stride 1, and the residual block's convs dilated by 2 so
         they still reach the neighbours they were trained on (shift-and-stitch, or the
-        "a trous" trick). Every other row and column is exactly `feature_maps(x)`; the rest
+        "a trous" trick). Every other row and column is exactly `forward_features(x)`; the rest
         are the same network applied with the input grid shifted by half a cell, so a map
         built on them localises twice as finely with no retraining.
         """

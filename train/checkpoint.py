@@ -5,13 +5,13 @@ Only plain types are stored, so `torch.load(weights_only=True)` can read them.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..runtime.atomic import replacing
 from ..runtime.metrics import UNCALIBRATED
 from ..runtime.preprocess import PreprocessConfig
 from .architectures import get_architecture
@@ -47,9 +47,8 @@ def save_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
     payload["class_names"] = list(checkpoint.class_names)
     payload["preprocess"] = asdict(checkpoint.preprocess)
     payload["state_dict"] = checkpoint.state_dict
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
+    with replacing(path) as partial:
+        torch.save(payload, partial)
 
 
 def resolve_checkpoint_path(path: Path) -> Path:

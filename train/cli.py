@@ -26,56 +26,64 @@ def require_training_extra() -> None:
         raise fail(f"{', '.join(missing)} not installed; training needs the extra: {install_hint('train')}")
 
 
+# The longer options' declarations, named here so the command reads as its list of flags.
+MixOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="TOML file describing a mix of sources (folders or manifests, label mapping, "
+        "groups, sequences, weights; docs/training.md). Instead of --data."
+    ),
+]
+ResumeOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Continue the interrupted run in this folder (its recorded settings; other "
+        "options are not allowed with it)."
+    ),
+]
+TumourUnknownOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tumour-unknown",
+        "--tumor-unknown",
+        help="Folder of images known to show a tumour of unrecorded type: trained on "
+        "-log(1 - p(negative class)), never on a tumour type (docs/training.md).",
+    ),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="A recipe field, FIELD=VALUE (train/recipe.py), e.g. --set early_size=0; repeatable.",
+    ),
+]
+InitFromOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Start from this run's weights (a run folder or model.pt) instead of random "
+        "ones: a second stage. Its split, input and sources must be this run's."
+    ),
+]
+
+
 @train_app.command()
 def train_command(
     out: Annotated[
         Path | None, typer.Option(help="Run directory for the checkpoint, metrics and plots.")
     ] = None,
     data: Annotated[Path | None, typer.Option(help="Folder with one sub-folder of images per class.")] = None,
-    mix: Annotated[
-        Path | None,
-        typer.Option(
-            help="TOML file describing a mix of sources (folders or manifests, label mapping, "
-            "groups, sequences, weights; docs/training.md). Instead of --data."
-        ),
-    ] = None,
-    resume: Annotated[
-        Path | None,
-        typer.Option(
-            help="Continue the interrupted run in this folder (its recorded settings; other "
-            "options are not allowed with it)."
-        ),
-    ] = None,
+    mix: MixOption = None,
+    resume: ResumeOption = None,
     arch: Annotated[str, typer.Option(help="Architecture name (train/architectures.py).")] = TrainConfig.arch,
-    tumour_unknown: Annotated[
-        Path | None,
-        typer.Option(
-            "--tumour-unknown",
-            "--tumor-unknown",
-            help="Folder of images known to show a tumour of unrecorded type: trained on "
-            "-log(1 - p(negative class)), never on a tumour type (docs/training.md).",
-        ),
-    ] = None,
+    tumour_unknown: TumourUnknownOption = None,
     negative_class: Annotated[
         str, typer.Option(help="The class a --tumour-unknown image is known not to be.")
     ] = TrainConfig.negative_class,
     epochs: Annotated[int | None, typer.Option(min=1, help="Default: the architecture's recipe.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Default: the recipe's.")] = None,
     learning_rate: Annotated[float | None, typer.Option(min=0.0, help="Default: the recipe's.")] = None,
-    settings: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            help="A recipe field, FIELD=VALUE (train/recipe.py), e.g. --set early_size=0; repeatable.",
-        ),
-    ] = None,
-    init_from: Annotated[
-        Path | None,
-        typer.Option(
-            help="Start from this run's weights (a run folder or model.pt) instead of random "
-            "ones: a second stage. Its split, input and sources must be this run's."
-        ),
-    ] = None,
+    settings: SetOption = None,
+    init_from: InitFromOption = None,
     val_fraction: Annotated[float, typer.Option(min=0.01, max=0.9)] = TrainConfig.val_fraction,
     seed: int = TrainConfig.seed,
     threads: Annotated[int, typer.Option(min=1)] = DEFAULT_THREADS,
@@ -90,44 +98,22 @@ def train_command(
 ) -> None:
     """Train a classifier on a labelled image folder or a mix of sources; the best epoch is kept."""
     require_training_extra()
-    from .architectures import get_architecture
     from .data import DataError
-    from .mix import Mix, MixError
+    from .mix import MixError
     from .trainer import train
 
     if resume is not None:
         given = (data, mix, out, tumour_unknown, epochs, batch_size, learning_rate, max_images, init_from)
         config = _resumed_config(resume, [*given, settings or None])
     else:
-        if (data is None) == (mix is None):
-            raise fail("give the training data: --data DIR or --mix FILE.toml (one of them)")
-        if out is None:
-            raise fail("give the run directory: --out DIR")
-        if mix is not None and tumour_unknown is not None:
-            raise fail("--tumour-unknown goes with --data; a mix lists such a folder as a source")
-        try:
-            recipe = get_architecture(arch).recipe.with_settings(settings or [])
-            mixture = Mix.from_toml(mix) if mix is not None else None
-        except (ValueError, MixError) as exc:
-            raise fail(str(exc)) from None
-        overrides = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
-        recipe = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
-        config = TrainConfig(
-            out=out,
-            mix=mixture,
-            data=data,
-            arch=arch,
-            recipe=recipe,
-            tumour_unknown=tumour_unknown,
-            negative_class=negative_class,
-            val_fraction=val_fraction,
-            seed=seed,
-            threads=threads,
-            max_images=max_images,
-            show_progress=not quiet and sys.stderr.isatty(),
-            device=device,
-            init_from=init_from,
-        )
+        config = _new_config(
+            out, data, mix, arch, tumour_unknown, negative_class, settings or [],
+            {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate},
+        )  # fmt: skip
+        config = replace(
+            config, val_fraction=val_fraction, seed=seed, threads=threads, max_images=max_images,
+            show_progress=not quiet and sys.stderr.isatty(), device=device, init_from=init_from,
+        )  # fmt: skip
     try:
         metrics = train(config, resume=resume is not None)
     except (DataError, MixError) as exc:
@@ -136,6 +122,51 @@ def train_command(
         raise fail("interrupted before the first epoch finished", EXIT_INTERRUPTED) from None
     if not metrics:
         return  # a rank other than 0 under torchrun: rank 0 reports
+    typer.echo(_outcome(metrics, config.out))
+    if metrics["interrupted"]:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _new_config(
+    out: Path | None,
+    data: Path | None,
+    mix: Path | None,
+    arch: str,
+    tumour_unknown: Path | None,
+    negative_class: str,
+    settings: list[str],
+    overrides: dict,
+) -> TrainConfig:
+    """A new run's settings: its data, its run folder, and the architecture's recipe with the
+    options' changes."""
+    from .architectures import get_architecture
+    from .mix import Mix, MixError
+
+    if (data is None) == (mix is None):
+        raise fail("give the training data: --data DIR or --mix FILE.toml (one of them)")
+    if out is None:
+        raise fail("give the run directory: --out DIR")
+    if mix is not None and tumour_unknown is not None:
+        raise fail("--tumour-unknown goes with --data; a mix lists such a folder as a source")
+    try:
+        recipe = get_architecture(arch).recipe.with_settings(settings)
+        mixture = Mix.from_toml(mix) if mix is not None else None
+    except (ValueError, MixError) as exc:
+        raise fail(str(exc)) from None
+    recipe = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(
+        out=out,
+        mix=mixture,
+        data=data,
+        arch=arch,
+        recipe=recipe,
+        tumour_unknown=tumour_unknown,
+        negative_class=negative_class,
+    )
+
+
+def _outcome(metrics: dict, out: Path) -> str:
+    """The line a finished (or interrupted) run ends with."""
     validation = metrics["validation"]
     unknown = validation.get("tumour_unknown")
     sensitivity = (
@@ -143,13 +174,11 @@ def train_command(
         if unknown
         else ""
     )
-    typer.echo(
+    return (
         f"best epoch {metrics['best_epoch']}: validation accuracy {validation['accuracy']:.4f} "
         f"on {validation['images']} images{sensitivity}; {metrics['mean_epoch_seconds']:.0f}s/epoch, "
         f"{metrics['total_training_seconds']:.0f}s in all; artifacts in {out}"
     )
-    if metrics["interrupted"]:
-        raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def _resumed_config(run: Path, others: list) -> TrainConfig:

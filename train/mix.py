@@ -41,6 +41,9 @@ TUMOUR = "tumour"  # a mapped label: a tumour of unrecorded type, or a lesion th
 # Identifiers and labels here spell "tumour"; the package and the dataset's class names
 # ("brain_tumor_edge", "notumor") came spelled "tumor". Either spelling is read.
 SPELLINGS = {"tumor": TUMOUR}
+# A source's keys that hold paths: relative to the TOML when read, recorded both resolved
+# and as given.
+PATH_KEYS = ("folders", "folder", "manifest", "mirror_masks")
 SKIP = "skip"  # a mapped label: leave such images out
 DEFAULT_CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
 DEFAULT_NEGATIVE = "notumor"
@@ -140,7 +143,7 @@ class Mix:
             if "name" not in entry:
                 raise MixError("every source needs a name")
             entry = dict(entry)
-            for key in ("folders", "folder", "manifest", "mirror_masks"):
+            for key in PATH_KEYS:
                 if entry.get(key) is not None:
                     entry[key] = Path(base, entry[key])
             sources.append(Source(**entry))
@@ -181,7 +184,7 @@ class Mix:
         """Plain values for the checkpoint: paths both resolved and as given (export tries both)."""
         record = asdict(self)
         for source, entry in zip(self.sources, record["sources"], strict=True):
-            for key in ("folders", "folder", "manifest", "mirror_masks"):
+            for key in PATH_KEYS:
                 value = getattr(source, key)
                 entry[key] = None if value is None else str(Path(value).resolve())
                 entry[f"{key}_as_given"] = None if value is None else str(value)
@@ -193,7 +196,7 @@ class Mix:
         sources = []
         for entry in record["sources"]:
             entry = dict(entry)
-            for key in ("folders", "folder", "manifest", "mirror_masks"):
+            for key in PATH_KEYS:
                 as_given = entry.pop(f"{key}_as_given", None)
                 chosen = entry.get(key)
                 if chosen is not None and not Path(chosen).exists() and as_given is not None:

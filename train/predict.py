@@ -31,7 +31,9 @@ def predict_logits(
     """Logits (or, with `features`, the vectors the classifier reads) for uint8 images."""
     model.eval()
     device = model_device(model)
-    forward = model.features if features else model
+    forward = (
+        (lambda x: model.forward_head(model.forward_features(x), pre_logits=True)) if features else model
+    )
     outputs = [
         forward(to_network_input(torch.from_numpy(images[start : start + batch_size]), preprocess, device))
         .cpu()

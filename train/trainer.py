@@ -14,10 +14,9 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -28,6 +27,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
+from ..runtime.atomic import replacing, write_text_atomically
 from ..runtime.metrics import (
     classification_report,
     expected_calibration_error,
@@ -262,9 +262,8 @@ def _is_better(row: dict, best: _Best | None) -> bool:
 
 
 def _save_resume_state(path: Path, state: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)  # an interrupted save never replaces a good state
+    with replacing(path) as partial:  # an interrupted save never replaces a good state
+        torch.save(state, partial)
 
 
 def _resized(images: np.ndarray, size: int) -> np.ndarray:
@@ -278,186 +277,244 @@ def _resized(images: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+@dataclass
+class _Data:
+    """What a run trains and validates on, decoded once."""
+
+    dataset: ImageSet
+    train_set: ImageSet
+    val_set: ImageSet
+    skipped: list[str]
+    negative: int  # the negative class's index, or -1 (no unknown-type images: plain cross-entropy)
+    weights: tuple[float, ...]  # each source's draw weight
+    multi_source: bool
+    resized: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, config: TrainConfig, preprocess: PreprocessConfig, say: Callable) -> _Data:
+        started = time.perf_counter()
+        mix = config.resolved_mix()
+        split = load_split(mix, preprocess, config.split(), config.threads, config.show_progress)
+        for problem in split.skipped:
+            say(f"[yellow]skipped[/] {problem}")
+        unknown = int((split.all.labels < 0).sum())
+        try:
+            negative = negative_index(split.all.class_names, mix.negative_class)
+        except ValueError as exc:
+            if unknown:
+                raise DataError(f"tumour-unknown images need the negative class: {exc}") from None
+            negative = -1
+        say(
+            f"{len(split.all.labels)} images ({', '.join(split.all.class_names)}"
+            + (f", {unknown} {TUMOUR_UNKNOWN_NAME}" if unknown else "")
+            + f"; {len(mix.sources)} source(s)) decoded in {time.perf_counter() - started:.1f}s: "
+            f"{len(split.train.labels)} train, {len(split.validation.labels)} validation "
+            "(patients, groups and exact and near twins kept on one side)"
+        )
+        weights = tuple(source.weight for source in mix.sources)
+        return cls(
+            split.all, split.train, split.validation, split.skipped, negative, weights, len(mix.sources) > 1
+        )
+
+    def draw(self, config: TrainConfig, recipe: Recipe, epoch: int) -> np.ndarray:
+        """This epoch's training indices (train/split.py: a function of seed and epoch)."""
+        balance = (
+            Balance(self.negative, recipe.negative_weight)
+            if recipe.balance_types and self.negative >= 0
+            else None
+        )
+        labels = self.train_set.labels
+        return epoch_draw(self.train_set.origin.sources, self.weights, config.seed, epoch, labels, balance)
+
+    def at_size(self, size: int) -> np.ndarray:
+        """The training images at `size` pixels; each size's copy made once."""
+        if size not in self.resized:
+            self.resized.clear()  # the early size is done with once the final size begins
+            self.resized[size] = _resized(self.train_set.images, size)
+        return self.resized[size]
+
+
+@dataclass
+class _Run:
+    """One training run's state: the network, its optimisation (with the averaged weights),
+    the history and the best epoch so far; `epoch()` trains, validates and records one."""
+
+    config: TrainConfig
+    preprocess: PreprocessConfig
+    ranks: Ranks
+    data: _Data
+    model: nn.Module
+    steps: _Optimisation
+    recipe: Recipe
+    cpu: Cpu
+    history: list[dict] = field(default_factory=list)
+    best: _Best | None = None
+    first_epoch: int = 1
+
+    @classmethod
+    def start(
+        cls, config: TrainConfig, architecture, preprocess: PreprocessConfig, ranks: Ranks, resume: bool
+    ) -> _Run:
+        torch.manual_seed(config.seed)  # the same initial weights on every rank
+        torch.set_num_threads(config.threads)
+        say = _say(ranks)
+        data = _Data.load(config, preprocess, say)
+        model = architecture.build(len(data.dataset.class_names))
+        if config.init_from is not None and not resume:
+            say(_start_from(model, config, data.dataset.class_names))
+        device = ranks.device
+        model = model.to(device, memory_format=torch.channels_last)
+        processes = f", {ranks.world} processes" if ranks.distributed else ""
+        say(
+            f"architecture {architecture.name}: {parameter_count(model):,} parameters, on {device}{processes}"
+        )
+        model = ranks.wrap(model)
+        recipe, cpu = config.resolved_recipe(), Cpu.read()
+        bf16 = use_bf16(recipe.bf16, device.type, cpu)
+        say(f"CPU {cpu.describe()}; bf16 autocast {'on' if bf16 else 'off'} (recipe: {recipe.bf16})")
+        epoch_size = len(data.draw(config, recipe, 1))
+        steps_per_epoch = math.ceil(
+            math.ceil(epoch_size / ranks.world) / ranks.local_batch(recipe.batch_size)
+        )
+        steps = _Optimisation.for_recipe(model, recipe, steps_per_epoch, data.negative, bf16)
+        run = cls(config, preprocess, ranks, data, model, steps, recipe, cpu)
+        if resume:
+            run._resume()
+        if ranks.is_main:
+            config.out.mkdir(parents=True, exist_ok=True)
+        return run
+
+    @property
+    def resume_path(self) -> Path:
+        return self.config.out / RESUME_NAME
+
+    @property
+    def early(self) -> int:
+        return self.recipe.early_epochs()
+
+    def _resume(self) -> None:
+        state = torch.load(self.resume_path, map_location="cpu", weights_only=True)
+        unwrap(self.model).load_state_dict(state["model"])
+        self.steps.optimizer.load_state_dict(state["optimizer"])
+        self.steps.scheduler.load_state_dict(state["scheduler"])
+        if self.steps.ema is not None:
+            self.steps.ema.load_state_dict(state["ema"])
+        self.history, self.first_epoch = state["history"], state["epoch"] + 1
+        self.best = _Best(state["best_row"], state["best_state"]) if state["best_row"] else None
+        _say(self.ranks)(f"resuming {self.config.out} after epoch {state['epoch']} of {self.recipe.epochs}")
+
+    def epoch(self, epoch: int, progress: Progress) -> None:
+        """Train one epoch, validate it when the recipe says, record it and save the state."""
+        started = time.perf_counter()
+        recipe, data = self.recipe, self.data
+        size = recipe.early_size if epoch <= self.early else self.preprocess.size
+        # Augmentation and dropout draws: a function of (seed, rank, epoch), so a resumed
+        # epoch is the epoch the interrupted run would have trained.
+        torch.manual_seed(self.config.seed * 1_000_003 + self.ranks.rank * 10_007 + epoch)
+        drawn = data.draw(self.config, recipe, epoch)
+        order = self.ranks.share(drawn)
+        train_loss, train_acc = _train_one_epoch(
+            self.model, self.steps, data.train_set, recipe, self.preprocess, progress, epoch, self.ranks,
+            order, data.negative, data.at_size(size),
+        )  # fmt: skip
+        train_seconds = time.perf_counter() - started
+        row: dict = {"epoch": epoch, "train_loss": round(train_loss, 5), "train_acc": round(train_acc, 5)}
+        sources: dict = {}
+        improved = False
+        if epoch > self.early or epoch % recipe.early_validate_every == 0 or epoch == recipe.epochs:
+            row, sources, improved = self._validate(epoch, train_loss, train_acc)
+        row["image_size"] = size
+        shares = class_shares(drawn, data.train_set.labels, data.dataset.class_names)
+        row.update({f"share_{name}": share for name, share in shares.items()})
+        row["epoch_seconds"] = round(time.perf_counter() - started, 2)
+        row["train_images_per_second"] = round(len(order) * self.ranks.world / train_seconds, 1)
+        self.history.append(row)
+        if self.ranks.is_main:
+            self._record(epoch, row, sources, improved)
+
+    def _validate(self, epoch: int, train_loss: float, train_acc: float) -> tuple[dict, dict, bool]:
+        """Score the averaged weights on validation; the epoch becomes the best one if its
+        smoothed figure beats the best so far (every rank computes the same figures)."""
+        val, negative = self.data.val_set, self.data.negative
+        probabilities = predict_probabilities(self.steps.scored(self.model), val.images, self.preprocess)
+        scores = validation_scores(probabilities, val.labels, negative)
+        origin = val.origin
+        sources = source_scores(
+            probabilities, val.labels, origin.sources, origin.source_names, origin.sequences, negative
+        )
+        row = _history_row(epoch, train_loss, train_acc, scores, sources, self.data.multi_source)
+        first_candidate = min(self.early + 1, self.recipe.epochs)
+        candidate = _smooth(
+            row, self.history, self.recipe.smoothing_epochs, first_candidate, self.recipe.epochs
+        )
+        improved = candidate and _is_better(row, self.best)
+        if improved:
+            state = self.steps.scored(self.model).state_dict()
+            self.best = _Best(row, {k: v.detach().cpu().clone() for k, v in state.items()})
+        return row, sources, improved
+
+    def _record(self, epoch: int, row: dict, sources: dict, improved: bool) -> None:
+        """The history files, the epoch's line, and the state a resume continues from."""
+        out = self.config.out
+        _write_history(self.history, out / "history.csv")
+        with open(out / "history_sources.jsonl", "a" if epoch > 1 else "w", encoding="utf-8") as log:
+            log.write(json.dumps({"epoch": epoch, "sources": sources}) + "\n")
+        _print_epoch(row, sources if self.data.multi_source else {}, improved)
+        steps, best = self.steps, self.best
+        state = {
+            "epoch": epoch,
+            "model": unwrap(self.model).state_dict(),
+            "optimizer": steps.optimizer.state_dict(),
+            "scheduler": steps.scheduler.state_dict(),
+            "ema": steps.ema.state_dict() if steps.ema is not None else {},
+            "history": self.history,
+            "best_row": best.row if best else {},
+            "best_state": best.state if best else {},
+            "train_config": self.config.as_record(),
+        }
+        _save_resume_state(self.resume_path, state)
+
+    def progress(self) -> Progress:
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} {task.fields[stats]}"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not (self.config.show_progress and self.ranks.is_main),
+            transient=True,
+        )
+
+
+def _say(ranks: Ranks) -> Callable:
+    return console.print if ranks.is_main else (lambda *args, **kwargs: None)
+
+
 def _train(
     config: TrainConfig, architecture, preprocess: PreprocessConfig, ranks: Ranks, resume: bool
 ) -> dict:
-    device = ranks.device
-    torch.manual_seed(config.seed)  # the same initial weights on every rank
-    torch.set_num_threads(config.threads)
-    say = console.print if ranks.is_main else (lambda *args, **kwargs: None)
-
-    started = time.perf_counter()
-    mix = config.resolved_mix()
-    split = load_split(mix, preprocess, config.split(), config.threads, config.show_progress)
-    dataset, train_set, val_set = split.all, split.train, split.validation
-    for problem in split.skipped:
-        say(f"[yellow]skipped[/] {problem}")
-    unknown = int((dataset.labels < 0).sum())
-    try:
-        negative = negative_index(dataset.class_names, mix.negative_class)
-    except ValueError as exc:
-        if unknown:
-            raise DataError(f"tumour-unknown images need the negative class: {exc}") from None
-        negative = -1  # no unknown-type images: the loss is plain cross-entropy
-    multi_source = len(mix.sources) > 1
-    say(
-        f"{len(dataset.labels)} images ({', '.join(dataset.class_names)}"
-        + (f", {unknown} {TUMOUR_UNKNOWN_NAME}" if unknown else "")
-        + f"; {len(mix.sources)} source(s)) decoded in {time.perf_counter() - started:.1f}s: "
-        f"{len(train_set.labels)} train, {len(val_set.labels)} validation "
-        "(patients, groups and exact and near twins kept on one side)"
-    )
-
-    model = architecture.build(len(dataset.class_names))
-    if config.init_from is not None and not resume:
-        say(_start_from(model, config, dataset.class_names))
-    model = model.to(device, memory_format=torch.channels_last)
-    processes = f", {ranks.world} processes" if ranks.distributed else ""
-    say(f"architecture {architecture.name}: {parameter_count(model):,} parameters, on {device}{processes}")
-    model = ranks.wrap(model)
-    recipe = config.resolved_recipe()
-    cpu = Cpu.read()
-    bf16 = use_bf16(recipe.bf16, device.type, cpu)
-    say(f"CPU {cpu.describe()}; bf16 autocast {'on' if bf16 else 'off'} (recipe: {recipe.bf16})")
-    weights = tuple(source.weight for source in mix.sources)
-    balance = Balance(negative, recipe.negative_weight) if recipe.balance_types and negative >= 0 else None
-
-    def draw(epoch: int) -> np.ndarray:
-        return epoch_draw(train_set.origin.sources, weights, config.seed, epoch, train_set.labels, balance)
-
-    resized: dict[int, np.ndarray] = {}
-
-    def at_size(size: int) -> np.ndarray:  # each size's copy of the cache made once
-        if size not in resized:
-            resized.clear()  # the early size is done with once the final size begins
-            resized[size] = _resized(train_set.images, size)
-        return resized[size]
-
-    epoch_size = len(draw(1))
-    steps_per_epoch = math.ceil(math.ceil(epoch_size / ranks.world) / ranks.local_batch(recipe.batch_size))
-    steps = _Optimisation.for_recipe(model, recipe, steps_per_epoch, negative, bf16)
-    early = recipe.early_epochs()
-    resume_path = config.out / RESUME_NAME
-    history: list[dict] = []
-    best: _Best | None = None
-    first_epoch = 1
-    if resume:
-        state = torch.load(resume_path, map_location="cpu", weights_only=True)
-        unwrap(model).load_state_dict(state["model"])
-        steps.optimizer.load_state_dict(state["optimizer"])
-        steps.scheduler.load_state_dict(state["scheduler"])
-        if steps.ema is not None:
-            steps.ema.load_state_dict(state["ema"])
-        history, first_epoch = state["history"], state["epoch"] + 1
-        best = _Best(state["best_row"], state["best_state"]) if state["best_row"] else None
-        say(f"resuming {config.out} after epoch {state['epoch']} of {recipe.epochs}")
-    if ranks.is_main:
-        config.out.mkdir(parents=True, exist_ok=True)
-
-    record = config.as_record()  # the same every epoch: made once
+    """The loop: epochs until the recipe's last; Ctrl-C keeps the best epoch so far."""
+    run = _Run.start(config, architecture, preprocess, ranks, resume)
     interrupted = False
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} {task.fields[stats]}"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not (config.show_progress and ranks.is_main),
-        transient=True,
-    )
     try:
-        with progress:
-            for epoch in range(first_epoch, recipe.epochs + 1):
-                epoch_start = time.perf_counter()
-                size = recipe.early_size if epoch <= early else preprocess.size
-                # Augmentation and dropout draws: a function of (seed, rank, epoch), so a
-                # resumed epoch is the epoch the interrupted run would have trained.
-                torch.manual_seed(config.seed * 1_000_003 + ranks.rank * 10_007 + epoch)
-                drawn = draw(epoch)
-                order = ranks.share(drawn)
-                train_loss, train_acc = _train_one_epoch(
-                    model, steps, train_set, recipe, preprocess, progress, epoch, ranks, order, negative,
-                    at_size(size),
-                )  # fmt: skip
-                train_seconds = time.perf_counter() - epoch_start
-                row: dict = {"epoch": epoch, "train_loss": round(train_loss, 5)}
-                row["train_acc"] = round(train_acc, 5)
-                sources: dict = {}
-                improved = False
-                if epoch > early or epoch % recipe.early_validate_every == 0 or epoch == recipe.epochs:
-                    # Every rank holds the same weights: each computes the same figures.
-                    probabilities = predict_probabilities(steps.scored(model), val_set.images, preprocess)
-                    scores = validation_scores(probabilities, val_set.labels, negative)
-                    sources = source_scores(
-                        probabilities,
-                        val_set.labels,
-                        val_set.origin.sources,
-                        val_set.origin.source_names,
-                        val_set.origin.sequences,
-                        negative,
-                    )
-                    row = _history_row(epoch, train_loss, train_acc, scores, sources, multi_source)
-                    first_candidate = min(early + 1, recipe.epochs)
-                    candidate = _smooth(row, history, recipe.smoothing_epochs, first_candidate, recipe.epochs)
-                    improved = candidate and _is_better(row, best)
-                    if improved:
-                        state = steps.scored(model).state_dict()
-                        best = _Best(row, {k: v.detach().cpu().clone() for k, v in state.items()})
-                row["image_size"] = size
-                shares = class_shares(drawn, train_set.labels, dataset.class_names)
-                row.update({f"share_{name}": share for name, share in shares.items()})
-                row["epoch_seconds"] = round(time.perf_counter() - epoch_start, 2)
-                row["train_images_per_second"] = round(len(order) * ranks.world / train_seconds, 1)
-                history.append(row)
-                if not ranks.is_main:
-                    continue
-                _write_history(history, config.out / "history.csv")
-                with open(
-                    config.out / "history_sources.jsonl", "a" if epoch > 1 else "w", encoding="utf-8"
-                ) as log:
-                    log.write(json.dumps({"epoch": epoch, "sources": sources}) + "\n")
-                _print_epoch(row, sources if multi_source else {}, improved)
-                _save_resume_state(
-                    resume_path,
-                    {
-                        "epoch": epoch,
-                        "model": unwrap(model).state_dict(),
-                        "optimizer": steps.optimizer.state_dict(),
-                        "scheduler": steps.scheduler.state_dict(),
-                        "ema": steps.ema.state_dict() if steps.ema is not None else {},
-                        "history": history,
-                        "best_row": best.row if best else {},
-                        "best_state": best.state if best else {},
-                        "train_config": record,
-                    },
-                )
+        with run.progress() as progress:
+            for epoch in range(run.first_epoch, run.recipe.epochs + 1):
+                run.epoch(epoch, progress)
     except KeyboardInterrupt:
         interrupted = True
         console.print("[yellow]interrupted: keeping the best epoch so far (resume with --resume)[/]")
-    if best is None:
+    if run.best is None:
         raise KeyboardInterrupt  # nothing chosen yet: nothing to report
-    in_sync = ranks.in_sync(unwrap(model))
+    in_sync = ranks.in_sync(unwrap(run.model))
     metrics: dict = {}
     if ranks.is_main:
-        metrics = _finish(
-            config,
-            architecture.name,
-            dataset,
-            val_set,
-            history,
-            best,
-            split.skipped,
-            interrupted,
-            negative,
-            preprocess,
-        )
-        metrics["processes"] = ranks.world
-        metrics["ranks_in_sync"] = in_sync
-        metrics["cpu"] = cpu.describe()
-        metrics["bf16"] = bf16
-        (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        data = run.data
+        metrics = _finish(config, architecture.name, data, run.history, run.best, interrupted, preprocess)
+        bf16 = run.steps.bf16
+        metrics.update(processes=ranks.world, ranks_in_sync=in_sync, cpu=run.cpu.describe(), bf16=bf16)
+        write_text_atomically(config.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         if not interrupted:
-            resume_path.unlink(missing_ok=True)  # finished: nothing left to resume
+            run.resume_path.unlink(missing_ok=True)  # finished: nothing left to resume
     ranks.barrier()
     return metrics
 
@@ -524,13 +581,10 @@ def _check_type_prior(logits: np.ndarray, labels: np.ndarray, negative: int, rec
 def _finish(
     config: TrainConfig,
     architecture: str,
-    dataset: ImageSet,
-    val_set: ImageSet,
+    data: _Data,
     history: list[dict],
     best: _Best,
-    skipped: list[str],
     interrupted: bool,
-    negative: int,
     preprocess: PreprocessConfig,
 ) -> dict:
     """Evaluate the best epoch on validation; write the checkpoint, metrics and plots, once each.
@@ -538,9 +592,10 @@ def _finish(
     Temperature, calibration and the confusion matrix use the labelled images; the
     unknown-type ones are reported as tumour sensitivity (and a row of the matrix figure).
     """
+    val, negative = data.val_set, data.negative
     checkpoint = Checkpoint(
         architecture=architecture,
-        class_names=dataset.class_names,
+        class_names=data.dataset.class_names,
         preprocess=preprocess,
         state_dict=best.state,
         epoch=best.row["epoch"],
@@ -548,70 +603,26 @@ def _finish(
         train_config=config.as_record(),
         negative_class=config.resolved_mix().negative_class,
     )
-    model = checkpoint.build_model()
-    all_logits = predict_logits(model, val_set.images, checkpoint.preprocess)
-    known = val_set.labels >= 0
-    prior = _check_type_prior(all_logits[known], val_set.labels[known], negative, config.resolved_recipe())
-    if prior.get("applied"):
-        # Into the classifier's bias: the exported graph carries it, nothing downstream changes.
-        offsets = torch.tensor(prior["bias"], dtype=best.state["classifier.bias"].dtype)
-        checkpoint.state_dict = {**best.state, "classifier.bias": best.state["classifier.bias"] + offsets}
-        model = checkpoint.build_model()
-        all_logits = predict_logits(model, val_set.images, checkpoint.preprocess)
-    logits, labels = all_logits[known], val_set.labels[known]
-    temperature = fit_temperature(logits, labels)
-    raw, calibrated = softmax(logits), softmax(logits, temperature)
-    report = classification_report(labels, calibrated, dataset.class_names)
-    calibration = {
-        "temperature": temperature,
-        "ece_before": round(expected_calibration_error(raw, labels), 4),
-        "ece_after": round(expected_calibration_error(calibrated, labels), 4),
-        "nll_before": round(negative_log_likelihood(raw, labels), 4),
-        "nll_after": round(negative_log_likelihood(calibrated, labels), 4),
-    }
-    matrix = np.asarray(report["confusion_matrix"])
-    row_names = list(dataset.class_names)
+    prior, all_logits = _with_type_prior(checkpoint, val, negative, config.resolved_recipe())
+    known = val.labels >= 0
+    report, calibration = _calibrated_report(all_logits[known], val.labels[known], data.dataset.class_names)
+    temperature = calibration["temperature"]
+    matrix, row_names = np.asarray(report["confusion_matrix"]), list(data.dataset.class_names)
     if not known.all():
-        unknown_predictions = all_logits[~known].argmax(1)
-        scores = validation_scores(softmax(all_logits), val_set.labels, negative)
-        report["tumour_unknown"] = {
-            "images": int((~known).sum()),
-            "sensitivity": round(scores["tumour_unknown_sensitivity"], 4),
-            "predicted": {
-                name: int((unknown_predictions == index).sum())
-                for index, name in enumerate(dataset.class_names)
-            },
-        }
-        counts = np.bincount(unknown_predictions, minlength=len(row_names))
-        matrix = np.vstack([matrix, counts])
-        row_names.append(TUMOUR_UNKNOWN_NAME)
+        report["tumour_unknown"], counts = _unknown_type(all_logits, val.labels, negative, row_names)
+        matrix, row_names = np.vstack([matrix, counts]), [*row_names, TUMOUR_UNKNOWN_NAME]
+    origin = val.origin
     report["sources"] = source_scores(
         softmax(all_logits, temperature),
-        val_set.labels,
-        val_set.origin.sources,
-        val_set.origin.source_names,
-        val_set.origin.sequences,
+        val.labels,
+        origin.sources,
+        origin.source_names,
+        origin.sequences,
         negative,
     )
-    seconds = [row["epoch_seconds"] for row in history]
-    metrics = {
-        "architecture": architecture,
-        "parameters": parameter_count(model),
-        "best_epoch": best.row["epoch"],
-        "epochs_run": len(history),
-        "interrupted": interrupted,
-        "train_images": len(dataset.labels) - len(val_set.labels),
-        "validation": report,
-        "calibration": calibration,
-        "type_prior": prior,
-        "mean_epoch_seconds": round(float(np.mean(seconds)), 2),
-        "total_training_seconds": round(float(np.sum(seconds)), 1),
-        "mean_train_images_per_second": round(
-            float(np.mean([row["train_images_per_second"] for row in history])), 1
-        ),
-        "skipped_files": skipped,
-        "train_config": config.as_record(),
-    }
+    parameters = parameter_count(checkpoint.build_model())
+    metrics = _metrics(config, architecture, parameters, data, history, best, interrupted)
+    metrics.update(validation=report, calibration=calibration, type_prior=prior)
     checkpoint.temperature = temperature
     checkpoint.metrics = {
         "validation_accuracy": report["accuracy"],
@@ -622,11 +633,89 @@ def _finish(
         checkpoint.metrics["validation_tumour_unknown_sensitivity"] = report["tumour_unknown"]["sensitivity"]
     save_checkpoint(checkpoint, config.out / CHECKPOINT_NAME)
     plot_curves(history, config.out / "curves.png")
+    title = f"validation (best epoch {best.row['epoch']}), accuracy {report['accuracy']:.3f}"
     plot_confusion_matrix(
-        matrix,
-        dataset.class_names,
-        row_names,
-        config.out / "confusion_matrix.png",
-        f"validation (best epoch {best.row['epoch']}), accuracy {report['accuracy']:.3f}",
+        matrix, data.dataset.class_names, row_names, config.out / "confusion_matrix.png", title
     )
     return metrics
+
+
+def _with_type_prior(
+    checkpoint: Checkpoint, val: ImageSet, negative: int, recipe: Recipe
+) -> tuple[dict, np.ndarray]:
+    """The type-prior check (`_check_type_prior`); where applied, its offsets are folded into
+    the checkpoint's classifier bias, so the exported graph carries them and nothing
+    downstream changes. Returns the check's record and the validation logits after it."""
+    logits = predict_logits(checkpoint.build_model(), val.images, checkpoint.preprocess)
+    known = val.labels >= 0
+    prior = _check_type_prior(logits[known], val.labels[known], negative, recipe)
+    if prior.get("applied"):
+        bias = checkpoint.state_dict["classifier.bias"]
+        offsets = torch.tensor(prior["bias"], dtype=bias.dtype)
+        checkpoint.state_dict = {**checkpoint.state_dict, "classifier.bias": bias + offsets}
+        logits = predict_logits(checkpoint.build_model(), val.images, checkpoint.preprocess)
+    return prior, logits
+
+
+def _calibrated_report(
+    logits: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]
+) -> tuple[dict, dict]:
+    """The temperature fitted on the labelled validation images, and the report at it."""
+    temperature = fit_temperature(logits, labels)
+    raw, calibrated = softmax(logits), softmax(logits, temperature)
+    report = classification_report(labels, calibrated, class_names)
+    calibration = {
+        "temperature": temperature,
+        "ece_before": round(expected_calibration_error(raw, labels), 4),
+        "ece_after": round(expected_calibration_error(calibrated, labels), 4),
+        "nll_before": round(negative_log_likelihood(raw, labels), 4),
+        "nll_after": round(negative_log_likelihood(calibrated, labels), 4),
+    }
+    return report, calibration
+
+
+def _unknown_type(
+    logits: np.ndarray, labels: np.ndarray, negative: int, class_names: list[str]
+) -> tuple[dict, np.ndarray]:
+    """How the validation's tumours of unknown type fare: their sensitivity, and how many
+    each class got (a row of its own in the confusion-matrix figure)."""
+    known = labels >= 0
+    predictions = logits[~known].argmax(1)
+    scores = validation_scores(softmax(logits), labels, negative)
+    record = {
+        "images": int((~known).sum()),
+        "sensitivity": round(scores["tumour_unknown_sensitivity"], 4),
+        "predicted": {name: int((predictions == index).sum()) for index, name in enumerate(class_names)},
+    }
+    return record, np.bincount(predictions, minlength=len(class_names))
+
+
+def _metrics(
+    config: TrainConfig,
+    architecture: str,
+    parameters: int,
+    data: _Data,
+    history: list[dict],
+    best: _Best,
+    interrupted: bool,
+) -> dict:
+    """metrics.json's record of the run (its validation figures are added by `_finish`)."""
+    seconds = [row["epoch_seconds"] for row in history]
+    return {
+        "architecture": architecture,
+        "parameters": parameters,
+        "best_epoch": best.row["epoch"],
+        "epochs_run": len(history),
+        "interrupted": interrupted,
+        "train_images": len(data.dataset.labels) - len(data.val_set.labels),
+        "validation": {},
+        "calibration": {},
+        "type_prior": {},
+        "mean_epoch_seconds": round(float(np.mean(seconds)), 2),
+        "total_training_seconds": round(float(np.sum(seconds)), 1),
+        "mean_train_images_per_second": round(
+            float(np.mean([row["train_images_per_second"] for row in history])), 1
+        ),
+        "skipped_files": data.skipped,
+        "train_config": config.as_record(),
+    }

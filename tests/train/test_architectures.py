@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from brain_tumor_edge.train.architectures import ARCHITECTURES, get_architecture, parameter_count
+from brain_tumor_edge.train.architectures import ARCHITECTURES, Network, get_architecture, parameter_count
 
 
 def test_paper_network_matches_the_papers_layer_list():
@@ -22,18 +22,22 @@ def test_paper_network_matches_the_papers_layer_list():
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
-def test_every_architecture_maps_its_input_to_logits_and_features(name: str):
+def test_every_architecture_keeps_the_network_contract(name: str):
+    """forward = forward_head(forward_features), pre-logits feed the classifier, and where the
+    network is spatial its head only pools (what export's activation maps rely on)."""
     arch = ARCHITECTURES[name]
     model = arch.build(3).eval()
+    assert isinstance(model, Network)
     size = arch.preprocess.size
     with torch.no_grad():
-        x = torch.zeros(2, 3, size, size)
-        assert model(x).shape == (2, 3)
-        features = model.features(x)
-        assert features.shape == (2, model.classifier.in_features)
-        maps = model.feature_maps(x)
-        if maps is not None:  # pooled networks: the classifier reads the maps' means
-            assert torch.allclose(maps.mean(dim=(2, 3)), features)
+        x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+        features = model.forward_features(x)
+        vector = model.forward_head(features, pre_logits=True)
+        assert vector.shape == (2, model.classifier.in_features)
+        assert torch.allclose(model(x), model.classifier(vector), atol=1e-6)
+        assert torch.allclose(model.forward_head(features), model(x), atol=1e-6)
+        if model.spatial:  # pooled networks: the classifier reads the maps' means
+            assert features.ndim == 4 and torch.allclose(features.mean(dim=(2, 3)), vector, atol=1e-6)
 
 
 def test_unknown_architecture_names_the_known_ones():
@@ -53,7 +57,7 @@ def test_fine_feature_maps_hold_the_coarse_maps_on_every_other_cell():
             module.running_var.uniform_(0.5, 2, generator=generator)
     image = torch.randn(2, 3, 160, 160, generator=generator)
     with torch.no_grad():
-        coarse, fine = network.feature_maps(image), network.fine_feature_maps(image)
+        coarse, fine = network.forward_features(image), network.fine_feature_maps(image)
     assert coarse.shape == (2, 192, 10, 10) and fine.shape == (2, 192, 20, 20)
     assert torch.allclose(fine[:, :, ::2, ::2], coarse, atol=1e-5)
     assert not torch.allclose(fine[:, :, 1::2, 1::2], coarse, atol=1e-2)  # the new cells are new

@@ -184,3 +184,54 @@ def test_one_noisy_epoch_cannot_choose_itself():
     spike_window = next(r for r in history if r["epoch"] == 6)
     assert spike_window["val_window_spread"] == round(0.97 - 0.80, 5)
     assert all("val_smoothed" not in r for r in history[:3])
+
+
+def _second_stage(labelled, run: Path, out: Path, *extra: str):
+    sized = ["--max-images", str(labelled.max_images)] if labelled.max_images else []
+    return runner.invoke(
+        train_app,
+        ["--data", str(labelled.training), "--out", str(out), "--epochs", "1", "--quiet", *sized,
+         "--init-from", str(run), *extra],
+    )  # fmt: skip
+
+
+def test_a_second_stage_starts_from_the_first_runs_weights(trained_run: Path, labelled, tmp_path: Path):
+    """--init-from loads the finished run's weights: at learning rate 0 one epoch keeps them."""
+    import torch
+
+    result = _second_stage(
+        labelled, trained_run, tmp_path / "stage2", "--seed", "5", "--set", "learning_rate=0"
+    )
+    assert result.exit_code == 0, result.output
+    assert f"starting from {trained_run}" in result.output
+    first = torch.load(trained_run / "model.pt", weights_only=True)["state_dict"]
+    second = torch.load(tmp_path / "stage2" / "model.pt", weights_only=True)
+    assert all(torch.equal(first[key], value) for key, value in second["state_dict"].items())
+    assert second["train_config"]["init_from"] == str(trained_run.resolve())
+    assert second["train_config"]["recipe"]["learning_rate"] == 0.0
+
+
+def test_a_second_stage_on_another_split_is_refused(trained_run: Path, labelled, tmp_path: Path):
+    """Another seed splits the patients differently: the first run's validation images could
+    be trained on, so the weights are not taken."""
+    result = _second_stage(labelled, trained_run, tmp_path / "other", "--seed", "6")
+    assert result.exit_code == 2
+    assert "differs in split" in result.output and not (tmp_path / "other" / "model.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("bogus=1", "FIELD one of"),
+        ("epochs=two", "'two' is not a int"),
+        ("balance_types=maybe", "not a bool"),
+    ],
+)
+def test_recipe_settings_are_checked_against_the_recipe(setting: str, message: str):
+    from brain_tumor_edge.train.recipe import Recipe
+
+    assert Recipe().with_settings(["epochs=3", "ema_decay=0.99", "balance_types=true"]) == Recipe(
+        epochs=3, ema_decay=0.99, balance_types=True
+    )
+    with pytest.raises(ValueError, match=message):
+        Recipe().with_settings([setting])
