@@ -59,6 +59,9 @@ class SlicePlace:
     plane: str
     position: float
     description: str = ""  # DICOM SeriesDescription (what the scanner called it: "AX FLAIR")
+    # A volume's slice count (its slices are numbered 0 to slices - 1 by `position`), so a
+    # progress bar in files can advance inside one; 0 for a DICOM file (one file, one slice).
+    slices: int = 0
 
 
 class Unlisted(type(Path())):  # type: ignore[misc]  # a concrete Path class, as Path() makes

@@ -250,7 +250,7 @@ def _run(plan: _Plan, outputs: Outputs, classifier: Classifier) -> RunSummary:
                 todo = (path for path in walk if _wanted(path, report, options.retry_errors))
                 for result in classification.run(todo):
                     _take(result, report, page, series, failures)
-                    progress.update(task, completed=report.files)
+                    progress.update(task, completed=_files_done(report.files, result))
                 passed.add({**walk.counts(), "skipped": classification.skipped})
             if report.rows == 0:
                 raise RunError(f"no images found in {plan.root}")
@@ -264,6 +264,14 @@ def _run(plan: _Plan, outputs: Outputs, classifier: Classifier) -> RunSummary:
         meta = classifier.metadata
         summary.review_page = page.write_from_csv(passed.counts(), meta.series_rule, meta.negative)
     return summary
+
+
+def _files_done(files: int, result: ImageResult) -> float:
+    """The progress bar's count, in files: inside a volume, the share of its slices done."""
+    place = result.place
+    if place is None or not place.slices:
+        return files
+    return files - 1 + (place.position + 1) / place.slices
 
 
 def _note_failure(name: str, error: str, failures: list[str]) -> None:

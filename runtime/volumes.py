@@ -321,7 +321,7 @@ def _slice_items(path: Path, config: PreprocessConfig) -> Iterator[Item]:
                 rgb = np.repeat(grey[:, :, None], 3, axis=2)
                 done = index
                 reasons = info.reasons + tuple(image_reasons(rgb))
-                place = SlicePlace(name, "axial", float(index))
+                place = SlicePlace(name, "axial", float(index), slices=info.slices)
                 yield Item(slice_name(name, index), resize_chw(rgb, config), reasons=reasons, place=place)
         except Exception as exc:  # a truncated or corrupt volume: the rows so far stand
             message = f"volume read failed at slice {done + 1} ({short_error(exc)})"

@@ -276,3 +276,20 @@ def test_a_failed_ray_connection_leaves_nothing_that_blocks_the_next_run(tmp_pat
     assert not Path(str(out) + ".partial").exists()
     monkeypatch.undo()
     assert runner.invoke(app, [str(folder), "--csv", str(out)]).exit_code == 0
+
+
+def test_the_progress_bar_advances_inside_a_volume_slice_by_slice():
+    """The bar counts files; a volume's slices each move it by their share of the volume."""
+    import numpy as np
+
+    from brain_tumor_edge.runtime.results import ImageResult, SlicePlace
+    from brain_tumor_edge.runtime.run import _files_done
+
+    def row(place):
+        return ImageResult("v.nii.gz#z=0", np.ones(4) / 4, place=place)
+
+    # The third file is a 100-slice volume: after its 50th slice, 2.5 files are done.
+    assert _files_done(3, row(SlicePlace("v.nii.gz", "axial", 49.0, slices=100))) == 2.5
+    assert _files_done(3, row(SlicePlace("v.nii.gz", "axial", 99.0, slices=100))) == 3
+    assert _files_done(3, row(SlicePlace("1.2.3", "axial", 12.5))) == 3  # a DICOM file: one file
+    assert _files_done(3, row(None)) == 3
