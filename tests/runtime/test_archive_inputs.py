@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from brain_tumor_edge.runtime import classify as classify_module
+from brain_tumor_edge.runtime import image_files
 from brain_tumor_edge.runtime.classify import decode_file
 from brain_tumor_edge.runtime.cli import app
 from brain_tumor_edge.runtime.files import FolderWalk
@@ -126,7 +126,7 @@ def test_an_unexpected_exception_in_decoding_is_one_error_row(tmp_path: Path, mo
     folder.mkdir()
     for name in ("a.jpg", "boom.jpg", "c.jpg"):
         (folder / name).write_bytes(sample_files()[0].read_bytes())
-    real = classify_module.decode_pages
+    real = image_files.decode_pages
 
     class CodecSurprise(Exception):
         pass
@@ -140,7 +140,7 @@ def test_an_unexpected_exception_in_decoding_is_one_error_row(tmp_path: Path, mo
         return real(data, order)
 
     flaky.calls = 0
-    monkeypatch.setattr(classify_module, "decode_pages", flaky)
+    monkeypatch.setattr(image_files, "decode_pages", flaky)
     out = tmp_path / "o.csv"
     result = runner.invoke(app, [str(folder), "--csv", str(out), "--batch-size", "1"])
     assert result.exit_code == 1, result.output
