@@ -5,8 +5,9 @@ change move end-to-end speed? (The refactor of issue 37 had to stay within 3%.)
         --data ../shared/data/brain-tumor-mri/Testing --repeats 5
 
 Each build runs `bt-classify DATA --csv ... --quiet` with the bundled model of the checkout
-it runs from; runs alternate (before, after, before, ...) so drift in the machine's load
-hits both alike. Prints the CPU, each run's images/s, and the medians' ratio.
+it runs from; runs alternate (before, after, after, before, ...) so drift in the machine's
+load, and whatever a run leaves for the next, hits both alike. Prints the CPU, each run's
+images/s, and the medians' ratio.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ def main() -> None:
     figures: dict[str, list[float]] = {"before": [], "after": []}
     with tempfile.TemporaryDirectory() as scratch:
         rows_per_second(args.after, args.data, Path(scratch) / "warm.csv")  # page cache, both alike
-        for _ in range(args.repeats):
-            for name in ("before", "after"):
+        for repeat in range(args.repeats):
+            # Which goes first alternates too: a run just after another one is often slower.
+            for name in ("before", "after") if repeat % 2 == 0 else ("after", "before"):
                 speed = rows_per_second(getattr(args, name), args.data, Path(scratch) / f"{name}.csv")
                 figures[name].append(speed)
                 print(f"{name:6} {speed:7.1f} rows/s")
