@@ -138,7 +138,9 @@ def main() -> None:
         (copy / "runs" / "compact").symlink_to(args.compact_run.resolve())
     else:  # the bundled checkpoint is a finished compact run
         (copy / "runs" / "compact").mkdir()
-        shutil.copy(REPO / "runtime" / "models" / "default.pt", copy / "runs" / "compact" / "model.pt")
+        models = REPO / "runtime" / "models"
+        shutil.copy(models / "default.pt", copy / "runs" / "compact" / "model.pt")
+        shutil.copy(models / "default.train.json", copy / "runs" / "compact" / "metrics.json")
     compact_run = args.compact_run or Path("runtime/models/default.pt")
     environment = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     failed = 0
