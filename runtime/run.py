@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .classify import Classification, Settings
 from .csv_report import CsvReport, ReportError, partial_path, retry_partial_path, spreadsheet_safe
@@ -45,6 +46,9 @@ from .run_paths import (
 from .run_record import RunRecord, record_path
 from .series import SeriesCollector, write_series_csv
 from .summary import STDOUT, PassedOver, RunSummary
+
+if TYPE_CHECKING:
+    from .review_page import ReviewPage
 
 MAX_FAILURES_SHOWN = 10
 
@@ -207,14 +211,14 @@ def _to_stdout(plan: _Plan, series_csv: Path | None, classifier: Classifier) -> 
 def _take(
     result: ImageResult,
     report: CsvReport,
-    page: object | None,
+    page: ReviewPage | None,
     series: SeriesCollector | None,
     failures: list[str],
 ) -> None:
     """One result into every output that wants it."""
     report.write(result)
     if page is not None:
-        page.add(result)  # type: ignore[attr-defined]
+        page.add(result)
     if series is not None:
         series.add(result)
     _note_failure(result.name, result.error, failures)
@@ -279,7 +283,7 @@ def _note_failure(name: str, error: str, failures: list[str]) -> None:
         failures.append(f"  {name}: {error}")
 
 
-def _page(plan: _Plan, outputs: Outputs, classifier: Classifier):
+def _page(plan: _Plan, outputs: Outputs, classifier: Classifier) -> ReviewPage | None:
     """The review page being built, or None without --report."""
     if outputs.report_dir is None:
         return None
