@@ -1,4 +1,4 @@
-"""`bt-train`, `bt-evaluate` and `bt-audit`."""
+"""`bt-train`, `bt-evaluate`, `bt-audit` and `bt-average`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .config import DEFAULT_THREADS, TrainConfig
 train_app = new_app()
 evaluate_app = new_app()
 audit_app = new_app()
+average_app = new_app()
 
 
 def require_training_extra() -> None:
@@ -358,6 +359,39 @@ def audit_command(
         typer.echo(f"report written to {json_out}")
 
 
+@average_app.command()
+def average_command(
+    first: Annotated[Path, typer.Argument(help="A finished run (folder or model.pt).")],
+    second: Annotated[
+        Path, typer.Argument(help="A run of the same lineage, e.g. a second stage started from FIRST.")
+    ],
+    out: Annotated[Path, typer.Option(help="Run directory for the averaged checkpoint and metrics.")],
+    weight: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="SECOND's share of every weight (0: FIRST, 1: SECOND).")
+    ] = 0.5,
+    threads: Annotated[int, typer.Option(min=1)] = DEFAULT_THREADS,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    version: VersionOption = False,
+) -> None:
+    """Average two runs' weights (a run and its second stage) and finish the result on the
+    validation split, like a run's best epoch; bt-export takes it like any run."""
+    require_training_extra()
+    from .average import AverageConfig, average
+    from .data import DataError
+    from .mix import MixError
+
+    config = AverageConfig(first, second, out, weight, threads, not quiet and sys.stderr.isatty())
+    try:
+        metrics = average(config)
+    except (DataError, MixError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from None
+    validation = metrics["validation"]
+    typer.echo(
+        f"averaged ({weight:g} of {second}): validation accuracy {validation['accuracy']:.4f} on "
+        f"{validation['images']} images; artifacts in {out}"
+    )
+
+
 def train_main() -> None:
     train_app()
 
@@ -368,3 +402,7 @@ def evaluate_main() -> None:
 
 def audit_main() -> None:
     audit_app()
+
+
+def average_main() -> None:
+    average_app()

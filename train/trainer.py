@@ -587,11 +587,7 @@ def _finish(
     interrupted: bool,
     preprocess: PreprocessConfig,
 ) -> dict:
-    """Evaluate the best epoch on validation; write the checkpoint, metrics and plots, once each.
-
-    Temperature, calibration and the confusion matrix use the labelled images; the
-    unknown-type ones are reported as tumour sensitivity (and a row of the matrix figure).
-    """
+    """Evaluate the best epoch on validation; write the checkpoint, metrics and plots, once each."""
     val, negative = data.val_set, data.negative
     checkpoint = Checkpoint(
         architecture=architecture,
@@ -603,11 +599,49 @@ def _finish(
         train_config=config.as_record(),
         negative_class=config.resolved_mix().negative_class,
     )
-    prior, all_logits = _with_type_prior(checkpoint, val, negative, config.resolved_recipe())
+    evaluation = evaluate_checkpoint(checkpoint, val, negative, config.resolved_recipe())
+    parameters = parameter_count(checkpoint.build_model())
+    metrics = _metrics(config, architecture, parameters, data, history, best, interrupted)
+    metrics.update(
+        validation=evaluation.report, calibration=evaluation.calibration, type_prior=evaluation.type_prior
+    )
+    save_checkpoint(checkpoint, config.out / CHECKPOINT_NAME)
+    plot_curves(history, config.out / "curves.png")
+    title = f"validation (best epoch {best.row['epoch']}), accuracy {evaluation.report['accuracy']:.3f}"
+    evaluation.plot(checkpoint.class_names, config.out / "confusion_matrix.png", title)
+    return metrics
+
+
+@dataclass
+class Evaluation:
+    """A checkpoint's validation record: metrics.json's `validation`, `calibration` and
+    `type_prior`, and the confusion matrix (with a row for the unknown-type tumours)."""
+
+    report: dict
+    calibration: dict
+    type_prior: dict
+    matrix: np.ndarray
+    row_names: list[str]
+
+    def plot(self, class_names: tuple[str, ...], path: Path, title: str) -> None:
+        plot_confusion_matrix(self.matrix, class_names, self.row_names, path, title)
+
+
+def evaluate_checkpoint(checkpoint: Checkpoint, val: ImageSet, negative: int, recipe: Recipe) -> Evaluation:
+    """Finish a checkpoint on the validation split: fold in the type prior where it helps,
+    fit the temperature, and score it overall, per source and sequence (the checkpoint's
+    weights, temperature and metrics are set here; bt-train's best epoch and bt-average's
+    averaged weights both end so).
+
+    Temperature, calibration and the confusion matrix use the labelled images; the
+    unknown-type ones are reported as tumour sensitivity (and a row of the matrix figure).
+    """
+    prior, all_logits = _with_type_prior(checkpoint, val, negative, recipe)
     known = val.labels >= 0
-    report, calibration = _calibrated_report(all_logits[known], val.labels[known], data.dataset.class_names)
+    class_names = checkpoint.class_names
+    report, calibration = _calibrated_report(all_logits[known], val.labels[known], class_names)
     temperature = calibration["temperature"]
-    matrix, row_names = np.asarray(report["confusion_matrix"]), list(data.dataset.class_names)
+    matrix, row_names = np.asarray(report["confusion_matrix"]), list(class_names)
     if not known.all():
         report["tumour_unknown"], counts = _unknown_type(all_logits, val.labels, negative, row_names)
         matrix, row_names = np.vstack([matrix, counts]), [*row_names, TUMOUR_UNKNOWN_NAME]
@@ -620,24 +654,15 @@ def _finish(
         origin.sequences,
         negative,
     )
-    parameters = parameter_count(checkpoint.build_model())
-    metrics = _metrics(config, architecture, parameters, data, history, best, interrupted)
-    metrics.update(validation=report, calibration=calibration, type_prior=prior)
     checkpoint.temperature = temperature
     checkpoint.metrics = {
         "validation_accuracy": report["accuracy"],
-        "best_epoch": best.row["epoch"],
+        "best_epoch": checkpoint.epoch,
         "validation_ece": calibration["ece_after"],
     }
     if "tumour_unknown" in report:
         checkpoint.metrics["validation_tumour_unknown_sensitivity"] = report["tumour_unknown"]["sensitivity"]
-    save_checkpoint(checkpoint, config.out / CHECKPOINT_NAME)
-    plot_curves(history, config.out / "curves.png")
-    title = f"validation (best epoch {best.row['epoch']}), accuracy {report['accuracy']:.3f}"
-    plot_confusion_matrix(
-        matrix, data.dataset.class_names, row_names, config.out / "confusion_matrix.png", title
-    )
-    return metrics
+    return Evaluation(report, calibration, prior, matrix, row_names)
 
 
 def _with_type_prior(

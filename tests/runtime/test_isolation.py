@@ -40,7 +40,7 @@ API_WITHOUT_TORCH = BLOCK_HEAVY + textwrap.dedent(
     print(len(results), len(right))
     """
 )
-SCRIPTS = ("bt-classify", "bt-train", "bt-evaluate", "bt-audit", "bt-export")
+SCRIPTS = ("bt-classify", "bt-train", "bt-evaluate", "bt-audit", "bt-average", "bt-export")
 
 
 def test_classify_runs_with_torch_torchvision_and_onnx_blocked(samples: Path, tmp_path: Path):

@@ -90,4 +90,9 @@ def test_the_card_states_the_models_own_settings():
     assert f"p = {metadata.rule_out_level[1]:.3f}" in card
     assert f"int8, {default_model_path().stat().st_size / 1e6:.2f} MB" in card
     trained = json.loads((REPO / "runtime" / "models" / "default.train.json").read_text(encoding="utf-8"))
-    assert f"best: {trained['best_epoch']}" in card and f"{trained['epochs_run']} epochs" in card
+    # An averaged model (bt-average) records both runs it was made from: the card names each.
+    runs = list(trained["runs"].values()) if "average" in trained else [trained]
+    for run in runs:
+        assert f"best: {run['best_epoch']}" in card and f"{run['epochs_run']} epochs" in card
+    if "average" in trained:
+        assert f"weight {trained['average']['weight']}" in card
