@@ -31,7 +31,7 @@ from .checkpoint import (
     resolve_checkpoint_path,
     save_checkpoint,
 )
-from .config import TrainConfig, split_differences
+from .config import TrainConfig, lineage_differences
 from .data import DataError
 from .split import load_split, recorded_mix
 from .targets import negative_index
@@ -53,17 +53,6 @@ class AverageConfig:
             raise ValueError(f"the second run's weight must be in [0, 1], not {self.weight}")
 
 
-def compatibility(first: Checkpoint, second: Checkpoint) -> list[str]:
-    """What keeps two runs from being averaged: a different split, input definition,
-    architecture, set of sources or classes (empty: they can be)."""
-    differences = split_differences(first.train_config, second.train_config)
-    if tuple(first.class_names) != tuple(second.class_names):
-        differences.append("classes")
-    if first.architecture != second.architecture and "arch" not in differences:
-        differences.append("arch")
-    return differences
-
-
 def interpolate(
     first: dict[str, torch.Tensor], second: dict[str, torch.Tensor], weight: float
 ) -> dict[str, torch.Tensor]:
@@ -82,7 +71,9 @@ def average(config: AverageConfig) -> dict:
     """Average, finish on validation, and write `model.pt` and `metrics.json` into
     `config.out`; returns the metrics."""
     first, second = load_checkpoint(config.first), load_checkpoint(config.second)
-    differences = compatibility(first, second)
+    differences = lineage_differences(
+        first.train_config, first.class_names, second.train_config, second.class_names
+    )
     if differences:
         raise DataError(
             f"{config.first} and {config.second} differ in {', '.join(differences)}: only runs of one "

@@ -126,3 +126,14 @@ def split_differences(recorded: dict, current: dict) -> list[str]:
     if sources(recorded) != sources(current):
         differences.append("mix sources")
     return differences
+
+
+def lineage_differences(
+    recorded: dict, recorded_classes: tuple[str, ...], current: dict, current_classes: tuple[str, ...]
+) -> list[str]:
+    """What keeps two runs from one lineage (`bt-train --init-from`, `bt-average`): the split
+    differences above, or different classes (empty: one may start from or average with the other)."""
+    differences = split_differences(recorded, current)
+    if tuple(recorded_classes) != tuple(current_classes):
+        differences.append("classes")
+    return differences

@@ -40,7 +40,7 @@ from .augment import AugmentConfig, augment_batch, build_augmentation
 from .balance import Balance, class_shares
 from .calibration import balanced_recall, fit_temperature, fit_type_bias
 from .checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
-from .config import TrainConfig, split_differences
+from .config import TrainConfig, lineage_differences
 from .data import DataError, ImageSet
 from .distributed import Ranks, unwrap
 from .hardware import Cpu, use_bf16
@@ -199,9 +199,9 @@ def _start_from(model: nn.Module, config: TrainConfig, class_names: tuple[str, .
     """Load a finished run's weights (config.init_from) into `model`; refused where that run's
     validation images could be this run's training images."""
     checkpoint = load_checkpoint(config.init_from)
-    differences = split_differences(checkpoint.train_config, config.as_record())
-    if tuple(checkpoint.class_names) != tuple(class_names):
-        differences.append("classes")
+    differences = lineage_differences(
+        checkpoint.train_config, checkpoint.class_names, config.as_record(), class_names
+    )
     if differences:
         raise DataError(
             f"--init-from {config.init_from}: that run differs in {', '.join(differences)}, so its "
