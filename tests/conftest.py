@@ -114,6 +114,19 @@ def trained_run(labelled: Labelled, tmp_path_factory: pytest.TempPathFactory) ->
     return out
 
 
+def train_one_epoch(labelled: Labelled, out: Path, *extra: str):
+    """`bt-train` for one epoch on the labelled set (through the CLI, as a user runs it):
+    the second stages, averages and refusals of tests/train build on it. Returns the
+    CliRunner's result."""
+    from typer.testing import CliRunner
+
+    from brain_tumor_edge.train.cli import train_app
+
+    sized = ["--max-images", str(labelled.max_images)] if labelled.max_images else []
+    arguments = ["--data", str(labelled.training), "--out", str(out), "--epochs", "1", "--quiet"]
+    return CliRunner().invoke(train_app, [*arguments, *sized, *extra])
+
+
 def samples_the_bundled_model_gets_right() -> int:
     """How many of samples/ the bundled model classifies correctly (one is a known miss:
     model card), computed, so tests compare paths against each other, not a typed count."""

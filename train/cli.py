@@ -120,7 +120,9 @@ def train_command(
     except (DataError, MixError) as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
-        raise fail("interrupted before the first epoch finished", EXIT_INTERRUPTED) from None
+        # No epoch chosen yet: either none finished, or none had a full smoothing window.
+        message = "interrupted before any epoch could be chosen as the best; --resume continues"
+        raise fail(message, EXIT_INTERRUPTED) from None
     if not metrics:
         return  # a rank other than 0 under torchrun: rank 0 reports
     typer.echo(_outcome(metrics, config.out))

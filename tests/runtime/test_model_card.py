@@ -90,9 +90,15 @@ def test_the_card_states_the_models_own_settings():
     assert f"p = {metadata.rule_out_level[1]:.3f}" in card
     assert f"int8, {default_model_path().stat().st_size / 1e6:.2f} MB" in card
     trained = json.loads((REPO / "runtime" / "models" / "default.train.json").read_text(encoding="utf-8"))
-    # An averaged model (bt-average) records both runs it was made from: the card names each.
-    runs = list(trained["runs"].values()) if "average" in trained else [trained]
-    for run in runs:
+    for run in _training_runs(trained):
         assert f"best: {run['best_epoch']}" in card and f"{run['epochs_run']} epochs" in card
     if "average" in trained:
         assert f"weight {trained['average']['weight']}" in card
+
+
+def _training_runs(record: dict) -> list[dict]:
+    """The training runs behind a record: an averaged model (bt-average) records the two it
+    was made from, and either may itself be an average."""
+    if "average" not in record:
+        return [record]
+    return [run for part in record["runs"].values() for run in _training_runs(part)]

@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 torch = pytest.importorskip("torch")
 
 from brain_tumor_edge.train.average import interpolate  # noqa: E402
-from brain_tumor_edge.train.cli import average_app, train_app  # noqa: E402
+from brain_tumor_edge.train.cli import average_app  # noqa: E402
+from tests.conftest import train_one_epoch  # noqa: E402
 
 runner = CliRunner()
 
@@ -24,19 +25,11 @@ def test_interpolation_is_parameter_by_parameter_and_keeps_counters():
         interpolate(first, {"w": second["w"]}, 0.5)
 
 
-def _stage(labelled, out: Path, *extra: str):
-    sized = ["--max-images", str(labelled.max_images)] if labelled.max_images else []
-    return runner.invoke(
-        train_app,
-        ["--data", str(labelled.training), "--out", str(out), "--epochs", "1", "--quiet", *sized, *extra],
-    )
-
-
 def test_a_run_and_its_second_stage_average_into_a_finished_run(trained_run: Path, labelled, tmp_path: Path):
     """The averaged weights are the midpoint of the two runs' (before the type prior is folded
     into the classifier's bias), finished on the same validation split: a temperature, the
     figures and the provenance recorded."""
-    stage = _stage(labelled, tmp_path / "stage2", "--seed", "5", "--init-from", str(trained_run))
+    stage = train_one_epoch(labelled, tmp_path / "stage2", "--seed", "5", "--init-from", str(trained_run))
     assert stage.exit_code == 0, stage.output
     out = tmp_path / "averaged"
     result = runner.invoke(
@@ -61,7 +54,7 @@ def test_a_run_and_its_second_stage_average_into_a_finished_run(trained_run: Pat
 
 
 def test_runs_of_different_splits_are_not_averaged(trained_run: Path, labelled, tmp_path: Path):
-    other = _stage(labelled, tmp_path / "other", "--seed", "6")
+    other = train_one_epoch(labelled, tmp_path / "other", "--seed", "6")
     assert other.exit_code == 0, other.output
     result = runner.invoke(
         average_app, [str(trained_run), str(tmp_path / "other"), "--out", str(tmp_path / "a")]

@@ -133,7 +133,10 @@ def test_an_unmapped_manifest_label_is_an_error_not_a_guess(tmp_path: Path):
         list_entries(mix, 0)
 
 
-@pytest.mark.parametrize("name", ["default.mix.toml", "default.stage2.mix.toml"])
+BUNDLED_STAGES = ["default.stage2.mix.toml", "default.stage3.mix.toml"]
+
+
+@pytest.mark.parametrize("name", ["default.mix.toml", *BUNDLED_STAGES])
 def test_the_bundled_mixes_parse_and_train_on_nothing_external(name: str):
     mix = Mix.from_toml(REPO / "runtime" / "models" / name)
     assert {s.name for s in mix.sources} >= {"kaggle", "br35h", "brats", "brats-mirrored", "feltrin", "lgg"}
@@ -141,11 +144,9 @@ def test_the_bundled_mixes_parse_and_train_on_nothing_external(name: str):
         assert "external" not in source.location.resolve().parts, source.name
 
 
-def test_the_second_stage_mix_differs_from_the_first_in_weights_only():
+@pytest.mark.parametrize("name", BUNDLED_STAGES)
+def test_each_later_stage_mix_differs_from_the_first_in_weights_only(name: str):
     """So `bt-train --init-from` accepts it (the first run's validation images stay unseen)."""
-    first, second = (
-        Mix.from_toml(REPO / "runtime" / "models" / n)
-        for n in ("default.mix.toml", "default.stage2.mix.toml")
-    )
+    first, second = (Mix.from_toml(REPO / "runtime" / "models" / n) for n in ("default.mix.toml", name))
     assert [replace(s, weight=1.0) for s in first.sources] == [replace(s, weight=1.0) for s in second.sources]
     assert [s.weight for s in first.sources] != [s.weight for s in second.sources]

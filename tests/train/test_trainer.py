@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from brain_tumor_edge.train.cli import evaluate_app, train_app
+from tests.conftest import train_one_epoch
 
 runner = CliRunner()
 
@@ -187,12 +188,7 @@ def test_one_noisy_epoch_cannot_choose_itself():
 
 
 def _second_stage(labelled, run: Path, out: Path, *extra: str):
-    sized = ["--max-images", str(labelled.max_images)] if labelled.max_images else []
-    return runner.invoke(
-        train_app,
-        ["--data", str(labelled.training), "--out", str(out), "--epochs", "1", "--quiet", *sized,
-         "--init-from", str(run), *extra],
-    )  # fmt: skip
+    return train_one_epoch(labelled, out, "--init-from", str(run), *extra)
 
 
 def test_a_second_stage_starts_from_the_first_runs_weights(trained_run: Path, labelled, tmp_path: Path):
