@@ -53,6 +53,9 @@ class Architecture:
     build: Callable[[int], nn.Module]  # number of classes -> network
     preprocess: PreprocessConfig  # the input this network is trained and run on
     recipe: Recipe  # the defaults `bt-train --arch NAME` trains with
+    # True where the network pools its maps globally, so its weights run at any input size:
+    # `bt-train --size` may change the size, and `--init-from` a run at another size.
+    any_size: bool = False
 
 
 class PaperCNN(nn.Module):
@@ -206,6 +209,7 @@ ARCHITECTURES: dict[str, Architecture] = {
                 early_fraction=0.7,
                 early_validate_every=6,
             ),
+            any_size=True,
         ),
     )
 }

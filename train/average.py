@@ -124,6 +124,11 @@ def average(config: AverageConfig) -> dict:
 
 
 def _run_record(path: Path) -> dict:
-    """A run's metrics.json, beside its checkpoint (empty where there is none)."""
-    metrics = resolve_checkpoint_path(path).parent / "metrics.json"
-    return json.loads(metrics.read_text(encoding="utf-8")) if metrics.is_file() else {}
+    """A run's record beside its checkpoint: a run folder's metrics.json, or for a shipped
+    checkpoint its `<name>.train.json` (runtime/models/default.pt and default.train.json), so
+    averaging with the bundled model keeps its history; empty where there is neither."""
+    checkpoint = resolve_checkpoint_path(path)
+    for record in (checkpoint.parent / "metrics.json", checkpoint.with_suffix(".train.json")):
+        if record.is_file():
+            return json.loads(record.read_text(encoding="utf-8"))
+    return {}

@@ -58,6 +58,14 @@ SetOption = Annotated[
         help="A recipe field, FIELD=VALUE (train/recipe.py), e.g. --set early_size=0; repeatable.",
     ),
 ]
+SizeOption = Annotated[
+    int | None,
+    typer.Option(
+        min=32,
+        help="Input size in pixels (default: the architecture's). Only for networks that run at "
+        "any size (compact); with --init-from, a stage at a new size.",
+    ),
+]
 InitFromOption = Annotated[
     Path | None,
     typer.Option(
@@ -84,6 +92,7 @@ def train_command(
     batch_size: Annotated[int | None, typer.Option(min=1, help="Default: the recipe's.")] = None,
     learning_rate: Annotated[float | None, typer.Option(min=0.0, help="Default: the recipe's.")] = None,
     settings: SetOption = None,
+    size: SizeOption = None,
     init_from: InitFromOption = None,
     val_fraction: Annotated[float, typer.Option(min=0.01, max=0.9)] = TrainConfig.val_fraction,
     seed: int = TrainConfig.seed,
@@ -105,11 +114,12 @@ def train_command(
 
     if resume is not None:
         given = (data, mix, out, tumour_unknown, epochs, batch_size, learning_rate, max_images, init_from)
+        given = (*given, size)
         config = _resumed_config(resume, [*given, settings or None])
     else:
         config = _new_config(
             out, data, mix, arch, tumour_unknown, negative_class, settings or [],
-            {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate},
+            {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}, size,
         )  # fmt: skip
         config = replace(
             config, val_fraction=val_fraction, seed=seed, threads=threads, max_images=max_images,
@@ -139,9 +149,10 @@ def _new_config(
     negative_class: str,
     settings: list[str],
     overrides: dict,
+    size: int | None = None,
 ) -> TrainConfig:
-    """A new run's settings: its data, its run folder, and the architecture's recipe with the
-    options' changes."""
+    """A new run's settings: its data, its run folder, and the architecture's recipe and
+    input with the options' changes."""
     from .architectures import get_architecture
     from .mix import Mix, MixError
 
@@ -152,17 +163,24 @@ def _new_config(
     if mix is not None and tumour_unknown is not None:
         raise fail("--tumour-unknown goes with --data; a mix lists such a folder as a source")
     try:
-        recipe = get_architecture(arch).recipe.with_settings(settings)
+        architecture = get_architecture(arch)
+        recipe = architecture.recipe.with_settings(settings)
         mixture = Mix.from_toml(mix) if mix is not None else None
     except (ValueError, MixError) as exc:
         raise fail(str(exc)) from None
+    if size is not None and not architecture.any_size:
+        raise fail(f"--size: the {arch!r} network is built for {architecture.preprocess.size} px only")
+    if size is not None and recipe.early_size >= size:
+        raise fail(f"--size {size}: the recipe's early size is {recipe.early_size} px; --set early_size=0")
     recipe = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+    preprocess = architecture.preprocess if size is None else replace(architecture.preprocess, size=size)
     return TrainConfig(
         out=out,
         mix=mixture,
         data=data,
         arch=arch,
         recipe=recipe,
+        preprocess=preprocess,
         tumour_unknown=tumour_unknown,
         negative_class=negative_class,
     )

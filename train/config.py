@@ -114,7 +114,8 @@ class TrainConfig:
 def split_differences(recorded: dict, current: dict) -> list[str]:
     """What would put a recorded run's validation images into this run's training: a
     different split setting, input definition or set of sources (weights may differ; they
-    change the draw, never the split)."""
+    change the draw, never the split). The input size is not among them: images are
+    grouped and split on their decoded pixels, before resizing (train/data.py)."""
 
     def sources(record: dict) -> list[dict]:
         return [
@@ -122,18 +123,34 @@ def split_differences(recorded: dict, current: dict) -> list[str]:
             for source in record["mix"]["sources"]
         ]
 
-    differences = [key for key in ("split", "preprocess", "arch") if recorded.get(key) != current.get(key)]
+    def input_definition(record: dict) -> dict:
+        return {k: v for k, v in (record.get("preprocess") or {}).items() if k != "size"}
+
+    differences = [key for key in ("split", "arch") if recorded.get(key) != current.get(key)]
+    if input_definition(recorded) != input_definition(current):
+        differences.append("preprocess")
     if sources(recorded) != sources(current):
         differences.append("mix sources")
     return differences
 
 
 def lineage_differences(
-    recorded: dict, recorded_classes: tuple[str, ...], current: dict, current_classes: tuple[str, ...]
+    recorded: dict,
+    recorded_classes: tuple[str, ...],
+    current: dict,
+    current_classes: tuple[str, ...],
+    other_size: bool = False,
 ) -> list[str]:
     """What keeps two runs from one lineage (`bt-train --init-from`, `bt-average`): the split
-    differences above, or different classes (empty: one may start from or average with the other)."""
+    differences above, different classes, or a different input size unless `other_size`
+    (a stage at a new size starting from weights that run at any size; empty: one may
+    start from or average with the other)."""
+    from .architectures import get_architecture
+
     differences = split_differences(recorded, current)
     if tuple(recorded_classes) != tuple(current_classes):
         differences.append("classes")
+    sizes = ((recorded.get("preprocess") or {}).get("size"), (current.get("preprocess") or {}).get("size"))
+    if sizes[0] != sizes[1] and not (other_size and get_architecture(current["arch"]).any_size):
+        differences.append(f"input size ({sizes[0]} and {sizes[1]} px)")
     return differences

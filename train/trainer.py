@@ -200,7 +200,7 @@ def _start_from(model: nn.Module, config: TrainConfig, class_names: tuple[str, .
     validation images could be this run's training images."""
     checkpoint = load_checkpoint(config.init_from)
     differences = lineage_differences(
-        checkpoint.train_config, checkpoint.class_names, config.as_record(), class_names
+        checkpoint.train_config, checkpoint.class_names, config.as_record(), class_names, other_size=True
     )
     if differences:
         raise DataError(
@@ -208,7 +208,9 @@ def _start_from(model: nn.Module, config: TrainConfig, class_names: tuple[str, .
             "validation images could be trained on here; start from random weights instead"
         )
     model.load_state_dict(checkpoint.state_dict)
-    return f"starting from {config.init_from} (epoch {checkpoint.epoch} of that run)"
+    size = checkpoint.preprocess.size
+    at = "" if size == config.resolved_preprocess().size else f", trained at {size} px"
+    return f"starting from {config.init_from} (epoch {checkpoint.epoch} of that run{at})"
 
 
 def _history_row(

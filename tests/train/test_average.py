@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,30 @@ def test_a_run_and_its_second_stage_average_into_a_finished_run(trained_run: Pat
         == json.loads((trained_run / "metrics.json").read_text())["validation"]["images"]
     )
     assert (out / "confusion_matrix.png").stat().st_size > 0
+    assert metrics["runs"]["first"]["best_epoch"] == first["epoch"]
+
+
+def test_a_shipped_checkpoint_averages_with_its_record(trained_run: Path, labelled, tmp_path: Path):
+    """The bundled model ships as default.pt beside default.train.json, not in a run folder:
+    averaging from it keeps its record (its epochs, its own runs) in the new metrics.json."""
+    shipped = tmp_path / "models"
+    shipped.mkdir()
+    shutil.copy(trained_run / "model.pt", shipped / "default.pt")
+    shutil.copy(trained_run / "metrics.json", shipped / "default.train.json")
+    stage = train_one_epoch(
+        labelled, tmp_path / "stage", "--seed", "5", "--init-from", str(shipped / "default.pt")
+    )
+    assert stage.exit_code == 0, stage.output
+    out = tmp_path / "averaged"
+    result = runner.invoke(
+        average_app, [str(shipped / "default.pt"), str(tmp_path / "stage"), "--out", str(out), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    runs = json.loads((out / "metrics.json").read_text())["runs"]
+    assert runs["first"] == json.loads((trained_run / "metrics.json").read_text())
+    assert runs["second"]["best_epoch"] == 1 and runs["second"]["train_config"]["init_from"].endswith(
+        "default.pt"
+    )
 
 
 def test_runs_of_different_splits_are_not_averaged(trained_run: Path, labelled, tmp_path: Path):

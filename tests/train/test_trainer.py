@@ -215,6 +215,42 @@ def test_a_second_stage_on_another_split_is_refused(trained_run: Path, labelled,
     assert "differs in split" in result.output and not (tmp_path / "other" / "model.pt").exists()
 
 
+def test_a_stage_at_another_input_size_starts_from_weights_that_run_at_any_size(labelled, tmp_path: Path):
+    """The compact network pools globally, so a stage may train at a new input size from a
+    run at another (the split does not depend on the size); the new size is the model's.
+    Averaging runs of two sizes, or a network built for one size, is refused."""
+    import torch
+
+    from brain_tumor_edge.train.cli import average_app
+
+    small = ["--arch", "compact", "--seed", "5", "--set", "early_size=0"]
+    first = train_one_epoch(labelled, tmp_path / "at64", *small, "--size", "64")
+    assert first.exit_code == 0, first.output
+    result = _second_stage(
+        labelled, tmp_path / "at64", tmp_path / "at96", *small, "--size", "96", "--set", "learning_rate=0"
+    )
+    assert result.exit_code == 0, result.output
+    assert "trained at 64 px" in result.output
+    before = torch.load(tmp_path / "at64" / "model.pt", weights_only=True)
+    after = torch.load(tmp_path / "at96" / "model.pt", weights_only=True)
+    assert (before["preprocess"]["size"], after["preprocess"]["size"]) == (64, 96)
+    # Learning rate 0: the convolutions are the first run's (batch-norm statistics and the
+    # classifier's bias, where the type prior is folded, are refitted).
+    convolutions = [
+        k for k in before["state_dict"] if k.endswith("weight") and before["state_dict"][k].dim() == 4
+    ]
+    assert convolutions and all(
+        torch.equal(before["state_dict"][k], after["state_dict"][k]) for k in convolutions
+    )
+
+    averaged = runner.invoke(
+        average_app, [str(tmp_path / "at64"), str(tmp_path / "at96"), "--out", str(tmp_path / "avg")]
+    )
+    assert averaged.exit_code == 2 and "input size (64 and 96 px)" in averaged.output
+    paper = train_one_epoch(labelled, tmp_path / "paper", "--size", "96")
+    assert paper.exit_code == 2 and "built for 150 px only" in paper.output
+
+
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
