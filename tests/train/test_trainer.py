@@ -187,16 +187,19 @@ def test_one_noisy_epoch_cannot_choose_itself():
     assert all("val_smoothed" not in r for r in history[:3])
 
 
-def _second_stage(labelled, run: Path, out: Path, *extra: str):
-    return train_one_epoch(labelled, out, "--init-from", str(run), *extra)
-
-
 def test_a_second_stage_starts_from_the_first_runs_weights(trained_run: Path, labelled, tmp_path: Path):
     """--init-from loads the finished run's weights: at learning rate 0 one epoch keeps them."""
     import torch
 
-    result = _second_stage(
-        labelled, trained_run, tmp_path / "stage2", "--seed", "5", "--set", "learning_rate=0"
+    result = train_one_epoch(
+        labelled,
+        tmp_path / "stage2",
+        "--init-from",
+        str(trained_run),
+        "--seed",
+        "5",
+        "--set",
+        "learning_rate=0",
     )
     assert result.exit_code == 0, result.output
     assert f"starting from {trained_run}" in result.output
@@ -210,7 +213,7 @@ def test_a_second_stage_starts_from_the_first_runs_weights(trained_run: Path, la
 def test_a_second_stage_on_another_split_is_refused(trained_run: Path, labelled, tmp_path: Path):
     """Another seed splits the patients differently: the first run's validation images could
     be trained on, so the weights are not taken."""
-    result = _second_stage(labelled, trained_run, tmp_path / "other", "--seed", "6")
+    result = train_one_epoch(labelled, tmp_path / "other", "--init-from", str(trained_run), "--seed", "6")
     assert result.exit_code == 2
     assert "differs in split" in result.output and not (tmp_path / "other" / "model.pt").exists()
 
@@ -226,8 +229,16 @@ def test_a_stage_at_another_input_size_starts_from_weights_that_run_at_any_size(
     small = ["--arch", "compact", "--seed", "5", "--set", "early_size=0"]
     first = train_one_epoch(labelled, tmp_path / "at64", *small, "--size", "64")
     assert first.exit_code == 0, first.output
-    result = _second_stage(
-        labelled, tmp_path / "at64", tmp_path / "at96", *small, "--size", "96", "--set", "learning_rate=0"
+    result = train_one_epoch(
+        labelled,
+        tmp_path / "at96",
+        "--init-from",
+        str(tmp_path / "at64"),
+        *small,
+        "--size",
+        "96",
+        "--set",
+        "learning_rate=0",
     )
     assert result.exit_code == 0, result.output
     assert "trained at 64 px" in result.output
