@@ -113,9 +113,8 @@ def train_command(
     from .trainer import train
 
     if resume is not None:
-        given = (data, mix, out, tumour_unknown, epochs, batch_size, learning_rate, max_images, init_from)
-        given = (*given, size)
-        config = _resumed_config(resume, [*given, settings or None])
+        given = [data, mix, out, tumour_unknown, size, epochs, batch_size, learning_rate, max_images]
+        config = _resumed_config(resume, [*given, init_from, settings or None])
     else:
         config = _new_config(
             out, data, mix, arch, tumour_unknown, negative_class, settings or [],
@@ -210,7 +209,8 @@ def _resumed_config(run: Path, others: list) -> TrainConfig:
 
     if any(value is not None for value in others):
         raise fail(
-            "--resume RUN continues that run with its own settings: give no data, mix, out or recipe options"
+            "--resume RUN continues that run with its own settings: "
+            "give no data, mix, out, size or recipe options"
         )
     state_path = Path(run) / RESUME_NAME
     if not state_path.is_file():

@@ -103,8 +103,9 @@ def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(
     result = runner.invoke(train_app, [*args, "--out", str(stopped)])
     assert result.exit_code == 130 and (stopped / "last.pt").exists()
     monkeypatch.setattr(trainer, "_train_one_epoch", one_epoch)
-    refused = runner.invoke(train_app, ["--resume", str(stopped), "--epochs", "5"])
-    assert refused.exit_code == 2 and "its own settings" in refused.output
+    for changed in (["--epochs", "5"], ["--size", "96"]):
+        refused = runner.invoke(train_app, ["--resume", str(stopped), *changed])
+        assert refused.exit_code == 2 and "its own settings" in refused.output
     resumed = runner.invoke(train_app, ["--resume", str(stopped)])
     assert resumed.exit_code == 0, resumed.output
 
