@@ -10,6 +10,11 @@ holds for a run and its own continuation; it is meaningless for two runs from di
 random starts, so the runs must share a split, input definition, architecture and classes
 (the check `bt-train --init-from` makes).
 
+A network that pools globally runs at any input size, so a stage at a new size
+(`bt-train --size 224 --init-from` a 160 px run) averages with the run it started from; the
+result runs at the second run's size. Batch-norm statistics are averaged like the weights,
+and the validation figures below, taken at that size, say whether the average holds.
+
 The result is finished like a training run's best epoch, on the same validation split
 neither run trained on: the type prior, the temperature and the figures are fitted on it
 (train/trainer.evaluate_checkpoint). `bt-export` then takes it like any run.
@@ -100,6 +105,7 @@ def average(config: AverageConfig) -> dict:
         "weight": config.weight,
         "first_epoch": first.epoch,
         "second_epoch": second.epoch,
+        "input_sizes": [first.preprocess.size, second.preprocess.size],
     }
     averaged.metrics["average"] = record
     config.out.mkdir(parents=True, exist_ok=True)

@@ -135,22 +135,19 @@ def split_differences(recorded: dict, current: dict) -> list[str]:
 
 
 def lineage_differences(
-    recorded: dict,
-    recorded_classes: tuple[str, ...],
-    current: dict,
-    current_classes: tuple[str, ...],
-    other_size: bool = False,
+    recorded: dict, recorded_classes: tuple[str, ...], current: dict, current_classes: tuple[str, ...]
 ) -> list[str]:
     """What keeps two runs from one lineage (`bt-train --init-from`, `bt-average`): the split
-    differences above, different classes, or a different input size unless `other_size`
-    (a stage at a new size starting from weights that run at any size; empty: one may
-    start from or average with the other)."""
+    differences above, different classes, or a different input size for a network built for
+    one size (a network that pools globally runs at any size, so a stage may move to a new
+    size and be averaged with the run it started from; empty: one may start from or average
+    with the other)."""
     from .architectures import get_architecture
 
     differences = split_differences(recorded, current)
     if tuple(recorded_classes) != tuple(current_classes):
         differences.append("classes")
     sizes = ((recorded.get("preprocess") or {}).get("size"), (current.get("preprocess") or {}).get("size"))
-    if sizes[0] != sizes[1] and not (other_size and get_architecture(current["arch"]).any_size):
+    if sizes[0] != sizes[1] and not get_architecture(current["arch"]).any_size:
         differences.append(f"input size ({sizes[0]} and {sizes[1]} px)")
     return differences

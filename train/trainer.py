@@ -200,7 +200,7 @@ def _start_from(model: nn.Module, config: TrainConfig, class_names: tuple[str, .
     validation images could be this run's training images."""
     checkpoint = load_checkpoint(config.init_from)
     differences = lineage_differences(
-        checkpoint.train_config, checkpoint.class_names, config.as_record(), class_names, other_size=True
+        checkpoint.train_config, checkpoint.class_names, config.as_record(), class_names
     )
     if differences:
         raise DataError(
