@@ -60,7 +60,7 @@ def classify_file(
     volume (none for DICOMDIR).
 
     Read and classified a batch at a time, as `classify_folder` does; the results keep no
-    network input (`image` is None: 77 KB a slice, 1.5 GB for a 20,000-slice volume), so
+    network input (`image` is None: 150 KB a slice at 224 px, 3 GB for a 20,000-slice volume), so
     a long volume costs what it costs the CLI. `classify_folder` streams results with it."""
     classification = _classification(model, settings)
     return [replace(result, image=None) for result in classification.run([Path(path)])]
