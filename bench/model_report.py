@@ -16,8 +16,8 @@
   1 - p(notumor), the brain area's own AUROC and the AUROC within brain-area bins, and
   the pointing game where masks exist (bench/slice_sets.py).
 - NIfTI volumes (`--volumes`, repeatable: extra/brats-volumes, external/elderly-volumes),
-  per sequence: the same slice figures (healthy volumes: brain levels only), and the
-  series verdicts.
+  per sequence: the same slice figures (healthy volumes: brain levels only), the series
+  verdicts, and the healthy volumes' false alarms at every level, by depth below the vertex.
 - With `--train` (and `--tumour-unknown`): the anatomy-free style probe
   (bench/confound_probe.py), cross-validated on the training mix with and without the
   tumour-unknown images: how much of the source shortcut the network could still take.
@@ -163,6 +163,10 @@ def describe_sequences(figures: dict) -> list[str]:
                 f"/{v['tumour_volumes']}, healthy 'no tumour found' {v['healthy_volumes_no_tumour_found']}"
                 f"/{v['healthy_volumes']} (review {v['healthy_volumes_review']}, tumour likely "
                 f"{v['healthy_volumes_tumour_likely']})"
+            )
+        if levels := part.get("levels"):
+            text += "; false alarms by level: " + ", ".join(
+                f"{name} {band['false_alarms']}/{band['slices']}" for name, band in levels.items()
             )
         lines.append(text)
     return lines

@@ -16,6 +16,14 @@ COLUMNS = (
     "| area-matched AUROC | area alone | pointing game (centre) | series |"
 )
 
+# Depth below the vertex (bench/slice_sets.py, `levels`).
+LEVEL_LABELS = {
+    "above": "above the brain levels (< 10 mm)",
+    "brain": "brain levels (10-100 mm)",
+    "skull_base": "skull base (100-130 mm)",
+    "below": "face and neck (> 130 mm)",
+}
+
 
 def pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
@@ -97,7 +105,22 @@ def tables(report: dict) -> str:
             cut = " (validation patients/groups only)" if figures.get("restricted_to_validation") else ""
             lines += ["", f"### {name}{cut}", "", COLUMNS, "|---" * 11 + "|"]
             lines += [row(sequence, part) for sequence, part in figures["sequences"].items()]
+            lines += _level_lines(figures["sequences"])
     return "\n".join(lines) + "\n"
+
+
+def _level_lines(sequences: dict) -> list[str]:
+    """Healthy volumes: false alarms per band of depth below the vertex (slice_sets.py)."""
+    lines = []
+    for sequence, part in sequences.items():
+        if levels := part.get("levels"):
+            shown = "; ".join(
+                f"{label} {pct(levels[key]['false_alarm_rate'])} of {levels[key]['slices']}"
+                for key, label in LEVEL_LABELS.items()
+                if levels[key]["slices"]
+            )
+            lines.append(f"- {sequence}, false alarms by level: {shown}")
+    return ["", *lines] if lines else []
 
 
 def main() -> None:

@@ -15,9 +15,11 @@ A volume folder holds NIfTI files: `PATIENT/SEQ.nii.gz` beside `seg.nii.gz` (Bra
 tumour slices have >= 300 tumour voxels, tumour-free ones lie >= 10 mm from any), or
 `SUBJECT_SEQ.nii.gz` with no segmentation (a healthy volume: every brain-level slice is
 tumour-free). Brain levels: from 10 mm to 100 mm below the highest slice whose head
-cross-section covers 5% of the frame (the vertex); the face and neck lie below. Each
-volume also gets its series verdict (runtime/series.py), over all its slices, as
-`bt-classify --series-csv` gives it.
+cross-section covers 5% of the frame (the vertex); the skull base, face and neck lie
+below. Each volume also gets its series verdict (runtime/series.py), over all its slices,
+as `bt-classify --series-csv` gives it, and, since the verdict counts every slice, the
+healthy volumes' false alarms per band of depth below the vertex (`levels`: above the
+brain levels, at them, the 30 mm of skull base below them, and lower).
 """
 
 from __future__ import annotations
@@ -37,12 +39,16 @@ from brain_tumor_edge.train.screening import (
     SlicePart,
     brain_area,
     negative_class,
+    outcome,
     read_manifest,
     slice_figures,
 )
 
 VERTEX_AREA = 0.05
 BRAIN_LEVELS_MM = (10.0, 100.0)
+# The skull base (temporal lobes, cerebellum, sella: where the pituitary class lives) below
+# the brain levels, for the healthy volumes' false alarms at every level (`_level_bands`).
+SKULL_BASE_MM = 30.0
 TUMOUR_FREE_MM = 10.0
 
 
@@ -152,7 +158,7 @@ def volume_figures(model, folder: Path) -> dict:
     rule = model.metadata.series_rule
     classification = Classification(model, Settings(maps=False))
     per_sequence: dict[str, dict] = defaultdict(
-        lambda: {"results": [], "positive": [], "areas": [], "verdicts": []}
+        lambda: {"results": [], "positive": [], "areas": [], "verdicts": [], "depths": [], "alarms": []}
     )
     for path in sorted(Path(folder).rglob("*.nii*")):
         if path.name.startswith("seg."):
@@ -166,6 +172,9 @@ def volume_figures(model, folder: Path) -> dict:
         labels = _tumour_slices(seg, spacing) if seg.exists() else _brain_levels(areas, spacing)
         summary = summarise(str(path), "axial", results, negative, rule)
         entry = per_sequence[sequence]
+        if not seg.exists() and (depths := _depths(areas, spacing)) is not None:
+            entry["depths"] += list(depths)
+            entry["alarms"] += [outcome(result, negative, False) == "false_alarm" for result in results]
         entry["verdicts"].append({"volume": str(path), "tumour": seg.exists(), **_summary_dict(summary)})
         for result, label, area in zip(results, labels, areas, strict=True):
             if label is not None:
@@ -189,6 +198,8 @@ def volume_figures(model, folder: Path) -> dict:
             "healthy_volumes": len(healthy),
             "each": verdicts,
         }
+        if entry["depths"]:
+            figures["levels"] = _level_bands(np.array(entry["depths"]), np.array(entry["alarms"], bool))
         report["sequences"][sequence] = figures
     return report
 
@@ -218,12 +229,35 @@ def _tumour_slices(seg: Path, spacing: float) -> list[bool | None]:
     return labels
 
 
-def _brain_levels(areas: np.ndarray, spacing: float) -> list[bool | None]:
-    """False (tumour-free) for slices at brain levels of a healthy volume, None elsewhere."""
+def _depths(areas: np.ndarray, spacing: float) -> np.ndarray | None:
+    """Each slice's depth below the vertex in mm (None when no slice shows a head)."""
     above = np.flatnonzero(areas >= VERTEX_AREA)
     if not len(above):
+        return None
+    return (int(above.max()) - np.arange(len(areas))) * spacing
+
+
+def _brain_levels(areas: np.ndarray, spacing: float) -> list[bool | None]:
+    """False (tumour-free) for slices at brain levels of a healthy volume, None elsewhere."""
+    depths = _depths(areas, spacing)
+    if depths is None:
         return [None] * len(areas)
-    vertex = int(above.max())
     low, high = BRAIN_LEVELS_MM
-    depth = (vertex - np.arange(len(areas))) * spacing
-    return [False if low <= d <= high else None for d in depth]
+    return [False if low <= d <= high else None for d in depths]
+
+
+def _level_bands(depths: np.ndarray, alarms: np.ndarray) -> dict:
+    """False alarms (a tumour class, no review reason) above the brain levels, at them, at the
+    skull base below them, and lower (face, neck): the series verdict counts all of them."""
+    low, high = BRAIN_LEVELS_MM
+    bands = {
+        "above": depths < low,
+        "brain": (depths >= low) & (depths <= high),
+        "skull_base": (depths > high) & (depths <= high + SKULL_BASE_MM),
+        "below": depths > high + SKULL_BASE_MM,
+    }
+    return {
+        name: {"slices": int(inside.sum()), "false_alarms": int(alarms[inside].sum()),
+               "false_alarm_rate": round(float(alarms[inside].mean()), 4) if inside.any() else None}
+        for name, inside in bands.items()
+    }  # fmt: skip
