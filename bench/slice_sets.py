@@ -169,10 +169,11 @@ def volume_figures(model, folder: Path) -> dict:
             spacing = volume.spacing[2]
         seg = path.with_name("seg.nii.gz")
         areas = np.array([_area(result) for result in results])
-        labels = _tumour_slices(seg, spacing) if seg.exists() else _brain_levels(areas, spacing)
+        depths = None if seg.exists() else _depths(areas, spacing)
+        labels = _tumour_slices(seg, spacing) if seg.exists() else _brain_levels(depths, len(areas))
         summary = summarise(str(path), "axial", results, negative, rule)
         entry = per_sequence[sequence]
-        if not seg.exists() and (depths := _depths(areas, spacing)) is not None:
+        if depths is not None:
             entry["depths"] += list(depths)
             entry["alarms"] += [outcome(result, negative, False) == "false_alarm" for result in results]
         entry["verdicts"].append({"volume": str(path), "tumour": seg.exists(), **_summary_dict(summary)})
@@ -237,11 +238,10 @@ def _depths(areas: np.ndarray, spacing: float) -> np.ndarray | None:
     return (int(above.max()) - np.arange(len(areas))) * spacing
 
 
-def _brain_levels(areas: np.ndarray, spacing: float) -> list[bool | None]:
+def _brain_levels(depths: np.ndarray | None, slices: int) -> list[bool | None]:
     """False (tumour-free) for slices at brain levels of a healthy volume, None elsewhere."""
-    depths = _depths(areas, spacing)
     if depths is None:
-        return [None] * len(areas)
+        return [None] * slices
     low, high = BRAIN_LEVELS_MM
     return [False if low <= d <= high else None for d in depths]
 
