@@ -16,12 +16,12 @@ COLUMNS = (
     "| area-matched AUROC | area alone | pointing game (centre) | series |"
 )
 
-# Depth below the vertex (bench/slice_sets.py, `levels`).
+# Bands of depth below the vertex (bench/slice_sets.py, `levels`, which records their mm).
 LEVEL_LABELS = {
-    "above": "above the brain levels (< 10 mm)",
-    "brain": "brain levels (10-100 mm)",
-    "skull_base": "skull base (100-130 mm)",
-    "below": "face and neck (> 130 mm)",
+    "above": "above the brain levels",
+    "brain": "brain levels",
+    "skull_base": "skull base",
+    "below": "face and neck",
 }
 
 
@@ -115,12 +115,20 @@ def _level_lines(sequences: dict) -> list[str]:
     for sequence, part in sequences.items():
         if levels := part.get("levels"):
             shown = "; ".join(
-                f"{label} {pct(levels[key]['false_alarm_rate'])} of {levels[key]['slices']}"
+                f"{label} ({_millimetres(levels[key]['mm'])}) {pct(levels[key]['false_alarm_rate'])} "
+                f"of {levels[key]['slices']}"
                 for key, label in LEVEL_LABELS.items()
                 if levels[key]["slices"]
             )
             lines.append(f"- {sequence}, false alarms by level: {shown}")
     return ["", *lines] if lines else []
+
+
+def _millimetres(band: list) -> str:
+    low, high = band
+    if low is None:
+        return f"< {high:g} mm"
+    return f"> {low:g} mm" if high is None else f"{low:g}-{high:g} mm"
 
 
 def main() -> None:

@@ -250,14 +250,15 @@ def _level_bands(depths: np.ndarray, alarms: np.ndarray) -> dict:
     """False alarms (a tumour class, no review reason) above the brain levels, at them, at the
     skull base below them, and lower (face, neck): the series verdict counts all of them."""
     low, high = BRAIN_LEVELS_MM
-    bands = {
-        "above": depths < low,
-        "brain": (depths >= low) & (depths <= high),
-        "skull_base": (depths > high) & (depths <= high + SKULL_BASE_MM),
-        "below": depths > high + SKULL_BASE_MM,
+    base = high + SKULL_BASE_MM
+    bands = {  # name: (mm below the vertex, from and to; None: open), the slices in it
+        "above": ((None, low), depths < low),
+        "brain": ((low, high), (depths >= low) & (depths <= high)),
+        "skull_base": ((high, base), (depths > high) & (depths <= base)),
+        "below": ((base, None), depths > base),
     }
     return {
-        name: {"slices": int(inside.sum()), "false_alarms": int(alarms[inside].sum()),
+        name: {"mm": list(mm), "slices": int(inside.sum()), "false_alarms": int(alarms[inside].sum()),
                "false_alarm_rate": round(float(alarms[inside].mean()), 4) if inside.any() else None}
-        for name, inside in bands.items()
+        for name, (mm, inside) in bands.items()
     }  # fmt: skip
