@@ -8,6 +8,7 @@ and trailer, with a reason the user can act on.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 from .errors import ImageError
 
@@ -16,6 +17,9 @@ MAX_PIXELS = 64_000_000
 # A multi-page TIFF is read page by page into rows, like a DICOM's frames: its pages
 # together may hold a few slices' worth of the budget, and no more than this many pages.
 MAX_PAGES = 1024
+
+# ImageWidth, ImageLength, BitsPerSample, SamplesPerPixel, PlanarConfiguration
+_TIFF_TAGS = (256, 257, 258, 277, 284)
 
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
@@ -40,29 +44,49 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _tiff_page_sizes(data: bytes) -> list[tuple[int, int]]:
-    """(width, height) of each page (image file directory) of a TIFF, at most MAX_PAGES."""
+@dataclass(frozen=True)
+class _TiffPage:
+    width: int
+    height: int
+    samples: int  # samples per pixel (3 for RGB)
+    bits: int  # bits per sample (the first sample's)
+    planar: int  # PlanarConfiguration: 1 samples interleaved, 2 each sample a plane of its own
+
+
+def _tiff_pages(data: bytes) -> list[_TiffPage]:
+    """The size and sample layout of each page (image file directory) of a TIFF, at most MAX_PAGES."""
     if data[:4] not in (b"II*\x00", b"MM\x00*") or len(data) < 8:
         return []
     order = "<" if data[:2] == b"II" else ">"
     offset = struct.unpack(order + "I", data[4:8])[0]
-    pages: list[tuple[int, int]] = []
+    pages: list[_TiffPage] = []
     seen: set[int] = set()
     while len(pages) < MAX_PAGES and offset not in seen:
         if offset == 0 or offset + 2 > len(data):
             break
         seen.add(offset)  # a directory chain that loops back ends here
         (count,) = struct.unpack(order + "H", data[offset : offset + 2])
-        size = {}
+        tags = {}
         for entry in range(count):
             start = offset + 2 + 12 * entry
             if start + 12 > len(data):
                 break
-            tag, kind = struct.unpack(order + "HH", data[start : start + 4])
-            if tag in (256, 257):  # ImageWidth, ImageLength: SHORT (3) or LONG (4)
-                fmt = "H" if kind == 3 else "I"
-                size[tag] = struct.unpack(order + fmt, data[start + 8 : start + 8 + struct.calcsize(fmt)])[0]
-        pages.append((size.get(256, 0), size.get(257, 0)))
+            tag, kind, values = struct.unpack(order + "HHI", data[start : start + 8])
+            if tag in _TIFF_TAGS and kind in (3, 4):  # SHORT or LONG
+                fmt = order + ("H" if kind == 3 else "I")
+                step = struct.calcsize(fmt)
+                # The first value: in the entry when all values fit in 4 bytes, else at an offset.
+                at = (
+                    start + 8
+                    if values * step <= 4
+                    else struct.unpack(order + "I", data[start + 8 : start + 12])[0]
+                )
+                if at + step <= len(data):
+                    tags[tag] = struct.unpack(fmt, data[at : at + step])[0]
+        page = _TiffPage(
+            tags.get(256, 0), tags.get(257, 0), tags.get(277, 1), tags.get(258, 1), tags.get(284, 1)
+        )
+        pages.append(page)
         end = offset + 2 + 12 * count
         if end + 4 > len(data):
             break
@@ -70,10 +94,10 @@ def _tiff_page_sizes(data: bytes) -> list[tuple[int, int]]:
     return pages
 
 
-def _largest(pages: list[tuple[int, int]]) -> tuple[int, int] | None:
+def _largest(pages: list[_TiffPage]) -> tuple[int, int] | None:
     """The largest page's (width, height) of a TIFF."""
-    sized = [page for page in pages if page[0] and page[1]]
-    return max(sized, key=lambda page: page[0] * page[1]) if sized else None
+    sized = [(page.width, page.height) for page in pages if page.width and page.height]
+    return max(sized, key=lambda size: size[0] * size[1]) if sized else None
 
 
 def _pnm_size(data: bytes) -> tuple[int, int] | None:
@@ -95,7 +119,7 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     if data[:2] == b"\xff\xd8":
         return _jpeg_size(data)
     if data[:4] in (b"II*\x00", b"MM\x00*") and len(data) >= 8:
-        return _largest(_tiff_page_sizes(data))
+        return _largest(_tiff_pages(data))
     if data[:1] == b"P" and data[1:2] in b"123456" and data[2:3].isspace():
         return _pnm_size(data)
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
@@ -121,9 +145,10 @@ def image_size(data: bytes) -> tuple[int, int] | None:
 
 
 def check_header(data: bytes) -> int:
-    """Raise ImageError for a decompression bomb or a truncated JPEG; return the number of
-    pages of a TIFF (0 for any other format), so the caller knows it without parsing again."""
-    pages = _tiff_page_sizes(data)
+    """Raise ImageError for a decompression bomb, a truncated JPEG or a TIFF layout OpenCV
+    misreads; return the number of pages of a TIFF (0 for any other format), so the caller
+    knows it without parsing again."""
+    pages = _tiff_pages(data)
     size = _largest(pages) if pages else image_size(data)
     if size is not None:
         width, height = size
@@ -131,8 +156,15 @@ def check_header(data: bytes) -> int:
             raise ImageError(f"image too large ({width}x{height} pixels)")
     if len(pages) >= MAX_PAGES:
         raise ImageError(f"TIFF with too many pages (over {MAX_PAGES - 1})")
-    if sum(width * height for width, height in pages) > MAX_PIXELS * 4:
+    if sum(page.width * page.height for page in pages) > MAX_PIXELS * 4:
         raise ImageError(f"TIFF too large ({len(pages)} pages)")
+    # OpenCV (5.1) decodes colour planes stored apart at more than 8 bits per sample into
+    # pixels that are wrong and differ from one read to the next: refused, never classified.
+    if any(page.planar == 2 and page.samples > 1 and page.bits > 8 for page in pages):
+        raise ImageError(
+            "TIFF with its colour planes stored apart at more than 8 bits per sample, which "
+            "OpenCV decodes wrongly: save it with interleaved samples (or as 8-bit or PNG)"
+        )
     if data[:2] == b"\xff\xd8" and not _jpeg_ends(data):
         raise ImageError("truncated JPEG (no end-of-image marker)")
     return len(pages)

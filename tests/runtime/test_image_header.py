@@ -59,3 +59,37 @@ def test_a_multi_page_tiff_is_judged_by_its_largest_page():
     pages = [np.zeros((64, 64), np.uint8), np.zeros((9000, 9000), np.uint8)]
     ok, encoded = cv2.imencodemulti(".tif", pages)
     assert ok and image_size(encoded.tobytes()) == (9000, 9000)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "planar", "refused"),
+    [
+        (np.uint8, "separate", False),  # OpenCV reads 8-bit planes right
+        (np.uint16, "contig", False),
+        (np.uint16, "separate", True),
+        (np.float32, "separate", True),
+    ],
+)
+def test_a_tiff_whose_deep_colour_planes_opencv_misreads_is_refused(dtype, planar: str, refused: bool):
+    """OpenCV decodes RGB planes stored apart at more than 8 bits per sample into wrong
+    pixels that change from one read to the next (found on scikit-image's
+    multipage_rgb.tif in the out-of-scope set); such a file is refused, never classified."""
+    tifffile = pytest.importorskip(
+        "tifffile", reason="tifffile (with scikit-image, the dev extra) writes the planes"
+    )
+    import io
+
+    from brain_tumor_edge.runtime.preprocess import decode_pages
+
+    rgb = (np.random.default_rng(0).random((32, 40, 3)) * 200).astype(dtype)
+    buffer = io.BytesIO()
+    pages = rgb if planar == "contig" else rgb.transpose(2, 0, 1)
+    tifffile.imwrite(buffer, pages, photometric="rgb", planarconfig=planar)
+    data = buffer.getvalue()
+    assert image_size(data) == (40, 32)
+    if refused:
+        with pytest.raises(ImageError, match="colour planes stored apart"):
+            decode_pages(data)
+    else:
+        (page,) = decode_pages(data)
+        assert page.shape == (32, 40, 3)
